@@ -1,0 +1,614 @@
+/* sr_rpc - ROUTER server with a dispatch table, DEALER client with deadlines. See sr_rpc.h.
+ *
+ * Owns both sockets, the server's per-request arena and its metrics. Wire format is
+ * proto/rpc.proto: the client sends one frame (a packed Request), the ROUTER sees
+ * [identity][Request] and answers [identity][Reply]. Socket limits and the bus defaults come from
+ * sr_bus.h; services build their tables in services/<name>/<name>_rpc.c.
+ */
+#include "sr_rpc.h"
+
+#include "sr_alloc.h"
+#include "sr_bus.h"
+#include "sr_clock.h"
+#include "sr_log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define ARENA_CHUNK     (64 * 1024)
+#define STATUS_COUNT    (SR__STATUS__STATUS_DEADLINE + 1)
+#define METHOD_ECHO_MAX 128 /* bytes of an unknown method name echoed in the error */
+
+typedef enum {
+    DROP_FRAMES = 0, /* not [identity][request] */
+    DROP_LATE,       /* past its deadline: the caller has given up */
+    DROP_UNSENT,     /* the reply could not be sent: caller gone, or its queue full */
+    DROP_COUNT,
+} drop_reason_t;
+
+static const char *const s_drop_names[DROP_COUNT] = {"frames", "late", "unsent"};
+
+struct sr_rpc_server_t {
+    void *socket;
+    char *endpoint;
+    const sr_rpc_method_t *table;
+    size_t count;
+    void *state;
+    sr_rpc_authorize_fn *authorize;
+    int64_t max_msg_size;
+    sr_arena_t *arena;
+    sr_metrics_t *metrics;
+    /* rows 0..count-1 follow the table, row count is "unknown"; NULL without metrics */
+    sr_counter_t **requests; /* [(count + 1) * STATUS_COUNT], registered on first use */
+    sr_histogram_t **latency;
+    sr_counter_t *dropped[DROP_COUNT];
+    sr_complaint_t complaint;
+};
+
+struct sr_rpc_client_t {
+    void *socket;
+    char *endpoint;
+    uint64_t last_id;
+    int64_t max_msg_size;
+};
+
+static const Sr__Principal s_no_principal = SR__PRINCIPAL__INIT;
+
+static int s_status_valid(int status)
+{
+    return status >= 0 && status < STATUS_COUNT;
+}
+
+/* s_status_label - "bad_request" for STATUS_BAD_REQUEST: metrics labels and default codes */
+static const char *s_status_label(Sr__Status status, char *buf, size_t size)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&sr__status__descriptor, (int)status);
+    const char *name = v ? v->name : "STATUS_UNKNOWN";
+    if (strncmp(name, "STATUS_", 7) == 0)
+        name += 7;
+    size_t i = 0;
+    for (; name[i] && i + 1 < size; i++)
+        buf[i] = (char)tolower((unsigned char)name[i]);
+    buf[i] = '\0';
+    return buf;
+}
+
+static Sr__Error *s_error_vnew(sr_arena_t *arena, const char *code, const char *field,
+                               const char *fmt, va_list ap)
+{
+    Sr__Error *e = sr_arena_alloc(arena, sizeof *e);
+    sr__error__init(e);
+    e->code = sr_arena_strdup(arena, code ? code : "");
+    e->field = sr_arena_strdup(arena, field ? field : "");
+    va_list copy;
+    va_copy(copy, ap);
+    int len = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    e->message = sr_arena_alloc(arena, len > 0 ? (size_t)len + 1 : 1);
+    if (len > 0)
+        vsnprintf(e->message, (size_t)len + 1, fmt, ap);
+    return e;
+}
+
+static Sr__Error *s_error_new(sr_arena_t *arena, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static Sr__Error *s_error_new(sr_arena_t *arena, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    Sr__Error *e = s_error_vnew(arena, code, NULL, fmt, ap);
+    va_end(ap);
+    return e;
+}
+
+Sr__Status sr_rpc_fail(sr_rpc_call_t *call, Sr__Status status, const char *code, const char *field,
+                       const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    call->error = s_error_vnew(call->arena, code, field, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* s_pack - msg packed into the arena */
+static void s_pack(sr_arena_t *arena, const ProtobufCMessage *msg, ProtobufCBinaryData *out)
+{
+    out->len = protobuf_c_message_get_packed_size(msg);
+    out->data = sr_arena_alloc(arena, out->len);
+    if (protobuf_c_message_pack(msg, out->data) != out->len)
+        sr_panic("rpc_pack_failed", "type=%s", msg->descriptor->name);
+}
+
+/* --- server ------------------------------------------------------------------------------ */
+
+static void s_server_drop(sr_rpc_server_t *self, drop_reason_t reason, const char *detail)
+{
+    if (self->dropped[reason])
+        sr_counter_inc(self->dropped[reason]);
+    sr_complain(&self->complaint, "reason=%s endpoint=%s %s", s_drop_names[reason], self->endpoint,
+                detail);
+}
+
+static void s_server_metrics_init(sr_rpc_server_t *self)
+{
+    if (!self->metrics)
+        return;
+    self->requests = sr_calloc((self->count + 1) * STATUS_COUNT, sizeof *self->requests);
+    self->latency = sr_calloc(self->count + 1, sizeof *self->latency);
+    for (size_t i = 0; i <= self->count; i++) {
+        char *labels =
+            sr_asprintf("method=\"%s\"", i < self->count ? self->table[i].method : "unknown");
+        self->latency[i] = sr_metrics_histogram(
+            self->metrics, "sr_rpc_request_seconds", labels, "time to answer an RPC request",
+            sr_metrics_latency_bounds, sr_metrics_latency_nbounds);
+        free(labels);
+    }
+    for (int i = 0; i < DROP_COUNT; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", s_drop_names[i]);
+        self->dropped[i] = sr_metrics_counter(self->metrics, "sr_rpc_dropped_total", labels,
+                                              "RPC requests dropped without a reply, by reason");
+    }
+}
+
+/* s_server_observe - count one answered request under its method row and status */
+static void s_server_observe(sr_rpc_server_t *self, size_t row, Sr__Status status, int64_t start_us)
+{
+    if (!self->metrics)
+        return;
+    sr_counter_t **slot = &self->requests[row * STATUS_COUNT + (size_t)status];
+    if (!*slot) {
+        char label[32];
+        char *labels = sr_asprintf("method=\"%s\",status=\"%s\"",
+                                   row < self->count ? self->table[row].method : "unknown",
+                                   s_status_label(status, label, sizeof label));
+        *slot = sr_metrics_counter(self->metrics, "sr_rpc_requests_total", labels,
+                                   "RPC requests answered, by method and status");
+        free(labels);
+    }
+    sr_counter_inc(*slot);
+    sr_histogram_observe(self->latency[row], (double)(sr_clock_mono_us() - start_us) / 1e6);
+}
+
+sr_rpc_server_t *sr_rpc_server_new(void *zctx, const char *endpoint, const sr_rpc_method_t *table,
+                                   size_t count, void *state, sr_rpc_authorize_fn *authorize,
+                                   const sr_rpc_opts_t *opts)
+{
+    void *socket = zmq_socket(zctx, ZMQ_ROUTER);
+    if (!socket) {
+        sr_error("rpc_socket_failed", "endpoint=%s err=\"%s\"", endpoint, zmq_strerror(errno));
+        return NULL;
+    }
+    int64_t max_msg = opts && opts->max_msg_size > 0 ? opts->max_msg_size : SR_BUS_MAX_MSG_DEFAULT;
+    /* mandatory routing makes a reply to a vanished caller fail loudly instead of silently */
+    int mandatory = 1;
+    if (sr_bus_limit_socket(socket, opts ? opts->hwm : 0, max_msg) != 0 ||
+        zmq_setsockopt(socket, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0) {
+        sr_error("rpc_socket_failed", "endpoint=%s err=\"%s\"", endpoint, zmq_strerror(errno));
+        zmq_close(socket);
+        return NULL;
+    }
+    if (zmq_bind(socket, endpoint) != 0) {
+        sr_error("rpc_bind_failed", "endpoint=%s err=\"%s\"", endpoint, zmq_strerror(errno));
+        zmq_close(socket);
+        return NULL;
+    }
+    sr_rpc_server_t *self = sr_calloc(1, sizeof *self);
+    self->socket = socket;
+    self->endpoint = sr_strdup(endpoint);
+    self->table = table;
+    self->count = count;
+    self->state = state;
+    self->authorize = authorize;
+    self->max_msg_size = max_msg;
+    self->arena = sr_arena_new(ARENA_CHUNK);
+    self->metrics = opts ? opts->metrics : NULL;
+    self->complaint = (sr_complaint_t)SR_COMPLAINT_INIT("rpc.server");
+    s_server_metrics_init(self);
+    return self;
+}
+
+void sr_rpc_server_destroy(sr_rpc_server_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sr_rpc_server_t *self = *self_p;
+    zmq_close(self->socket);
+    sr_arena_destroy(&self->arena);
+    free(self->endpoint);
+    free(self->requests);
+    free(self->latency);
+    SR_FREE(*self_p);
+}
+
+void *sr_rpc_server_socket(sr_rpc_server_t *self)
+{
+    return self->socket;
+}
+
+static const sr_rpc_method_t *s_find(const sr_rpc_server_t *self, const char *method, size_t *row)
+{
+    for (size_t i = 0; i < self->count; i++) {
+        if (strcmp(self->table[i].method, method) == 0) {
+            *row = i;
+            return &self->table[i];
+        }
+    }
+    return NULL;
+}
+
+/* s_run - the allowed, decoded request through its handler, into reply */
+static void s_run(sr_rpc_server_t *self, const sr_rpc_method_t *m, const Sr__Request *req,
+                  const ProtobufCMessage *body, Sr__Reply *reply)
+{
+    sr_rpc_call_t call = {
+        .method = m->method,
+        .principal = req->principal ? req->principal : &s_no_principal,
+        .trace_id = req->trace_id ? req->trace_id : "",
+        .arena = self->arena,
+        .state = self->state,
+    };
+    ProtobufCMessage *out = NULL;
+    Sr__Status status = m->handler(&call, body, &out);
+    if (!s_status_valid((int)status)) {
+        sr_error("rpc_handler_bad_status", "method=%s status=%d", m->method, (int)status);
+        call.error =
+            s_error_new(self->arena, "internal", "%s answered an unknown status", m->method);
+        status = SR__STATUS__STATUS_INTERNAL;
+    }
+    reply->status = status;
+    if (status != SR__STATUS__STATUS_OK) {
+        char label[32];
+        reply->error = call.error
+                           ? call.error
+                           : s_error_new(self->arena, s_status_label(status, label, sizeof label),
+                                         "%s failed", m->method);
+        return;
+    }
+    if (!out)
+        return;
+    if (out->descriptor != m->reply)
+        sr_panic("rpc_handler_bad_reply", "method=%s reply=%s want=%s", m->method,
+                 out->descriptor->name, m->reply->name);
+    s_pack(self->arena, out, &reply->body);
+}
+
+/* s_dispatch - decode, check and run one request into reply; 1 when it is dropped unanswered.
+ * *row is the method's table row, or self->count while the method is not known. */
+static int s_dispatch(sr_rpc_server_t *self, const uint8_t *data, size_t len, Sr__Reply *reply,
+                      size_t *row)
+{
+    sr_arena_t *arena = self->arena;
+    ProtobufCAllocator *pb = sr_arena_pb_allocator(arena);
+    *row = self->count;
+    reply->status = SR__STATUS__STATUS_BAD_REQUEST;
+    if ((int64_t)len > self->max_msg_size) {
+        reply->error = s_error_new(arena, "bad_request", "request of %zu bytes is over %lld", len,
+                                   (long long)self->max_msg_size);
+        return 0;
+    }
+    Sr__Request *req = sr__request__unpack(pb, len, data);
+    if (!req) {
+        reply->error = s_error_new(arena, "bad_request", "request does not decode");
+        return 0;
+    }
+    reply->id = req->id;
+    if (req->deadline_us != 0 && req->deadline_us < sr_clock_now_us()) {
+        s_server_drop(self, DROP_LATE, "");
+        return 1;
+    }
+    const sr_rpc_method_t *m = s_find(self, req->method, row);
+    if (!m) {
+        reply->status = SR__STATUS__STATUS_UNKNOWN_METHOD;
+        reply->error = s_error_new(arena, "unknown_method", "unknown method %.*s", METHOD_ECHO_MAX,
+                                   req->method);
+        return 0;
+    }
+    const Sr__Principal *principal = req->principal ? req->principal : &s_no_principal;
+    if (m->permission &&
+        !(self->authorize && self->authorize(principal, m->permission, self->state) == 1)) {
+        reply->status = SR__STATUS__STATUS_FORBIDDEN;
+        reply->error =
+            s_error_new(arena, "forbidden", "%s needs permission %s", m->method, m->permission);
+        return 0;
+    }
+    ProtobufCMessage *body =
+        protobuf_c_message_unpack(m->request, pb, req->body.len, req->body.data);
+    if (!body) {
+        reply->error =
+            s_error_new(arena, "bad_body", "body does not decode as %s", m->request->name);
+        return 0;
+    }
+    s_run(self, m, req, body, reply);
+    return 0;
+}
+
+/* s_send_reply - [identity][reply] back to the caller, without blocking */
+static void s_send_reply(sr_rpc_server_t *self, zmq_msg_t *identity, const Sr__Reply *reply)
+{
+    size_t len = sr__reply__get_packed_size(reply);
+    uint8_t *buf = sr_arena_alloc(self->arena, len);
+    if (sr__reply__pack(reply, buf) != len)
+        sr_panic("rpc_pack_failed", "type=Reply");
+    if (zmq_msg_send(identity, self->socket, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(self->socket, buf, len, ZMQ_DONTWAIT) < 0) {
+        char detail[128];
+        snprintf(detail, sizeof detail, "id=%llu err=\"%s\"", (unsigned long long)reply->id,
+                 zmq_strerror(errno));
+        s_server_drop(self, DROP_UNSENT, detail);
+    }
+}
+
+/* s_handle_one - answer one waiting request; 1 when none was waiting, -1 when the socket failed */
+static int s_handle_one(sr_rpc_server_t *self)
+{
+    zmq_msg_t identity, request;
+    zmq_msg_init(&identity);
+    if (zmq_msg_recv(&identity, self->socket, ZMQ_DONTWAIT) < 0) {
+        int err = errno;
+        zmq_msg_close(&identity);
+        if (err == EAGAIN || err == EINTR)
+            return 1;
+        sr_error("rpc_recv_failed", "endpoint=%s err=\"%s\"", self->endpoint, zmq_strerror(err));
+        return -1;
+    }
+    int64_t start_us = sr_clock_mono_us();
+    if (!zmq_msg_more(&identity)) {
+        zmq_msg_close(&identity);
+        s_server_drop(self, DROP_FRAMES, "frames=1");
+        return 0;
+    }
+    zmq_msg_init(&request);
+    if (zmq_msg_recv(&request, self->socket, ZMQ_DONTWAIT) < 0) {
+        sr_error("rpc_recv_failed", "endpoint=%s frame=request err=\"%s\"", self->endpoint,
+                 zmq_strerror(errno));
+        zmq_msg_close(&identity);
+        zmq_msg_close(&request);
+        return -1;
+    }
+    if (zmq_msg_more(&request)) {
+        sr_bus_discard_rest(self->socket);
+        s_server_drop(self, DROP_FRAMES, "frames=3+");
+    } else {
+        Sr__Reply reply = SR__REPLY__INIT;
+        size_t row;
+        if (s_dispatch(self, zmq_msg_data(&request), zmq_msg_size(&request), &reply, &row) == 0) {
+            /* counted first, so a caller holding the reply sees it in the metrics */
+            s_server_observe(self, row, reply.status, start_us);
+            s_send_reply(self, &identity, &reply);
+        }
+    }
+    zmq_msg_close(&identity);
+    zmq_msg_close(&request);
+    sr_arena_reset(self->arena);
+    return 0;
+}
+
+void sr_rpc_server_handle(void *self)
+{
+    while (s_handle_one(self) == 0)
+        ;
+}
+
+/* --- client ------------------------------------------------------------------------------ */
+
+sr_rpc_client_t *sr_rpc_client_new(void *zctx, const char *endpoint, const sr_rpc_opts_t *opts)
+{
+    void *socket = zmq_socket(zctx, ZMQ_DEALER);
+    if (!socket) {
+        sr_error("rpc_socket_failed", "endpoint=%s err=\"%s\"", endpoint, zmq_strerror(errno));
+        return NULL;
+    }
+    int64_t max_msg = opts && opts->max_msg_size > 0 ? opts->max_msg_size : SR_BUS_MAX_MSG_DEFAULT;
+    /* linger 0: a call that timed out must not keep the process alive at exit; immediate: a request
+     * with no live connection fails its send instead of queueing for a server to come */
+    int linger = 0, immediate = 1;
+    if (sr_bus_limit_socket(socket, opts ? opts->hwm : 0, max_msg) != 0 ||
+        zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(socket, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0) {
+        sr_error("rpc_socket_failed", "endpoint=%s err=\"%s\"", endpoint, zmq_strerror(errno));
+        zmq_close(socket);
+        return NULL;
+    }
+    if (zmq_connect(socket, endpoint) != 0) {
+        sr_error("rpc_connect_failed", "endpoint=%s err=\"%s\"", endpoint, zmq_strerror(errno));
+        zmq_close(socket);
+        return NULL;
+    }
+    sr_rpc_client_t *self = sr_calloc(1, sizeof *self);
+    self->socket = socket;
+    self->endpoint = sr_strdup(endpoint);
+    self->max_msg_size = max_msg;
+    return self;
+}
+
+void sr_rpc_client_destroy(sr_rpc_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zmq_close((*self_p)->socket);
+    free((*self_p)->endpoint);
+    SR_FREE(*self_p);
+}
+
+/* s_wait - poll the client socket for events until deadline_us (monotonic); 1 ready, 0 deadline,
+ * -1 error */
+static int s_wait(sr_rpc_client_t *self, short events, int64_t deadline_us)
+{
+    for (;;) {
+        int64_t left_us = deadline_us - sr_clock_mono_us();
+        if (left_us <= 0)
+            return 0;
+        zmq_pollitem_t item = {.socket = self->socket, .events = events};
+        /* rounded up, so a call never gives up before its full timeout */
+        int n = zmq_poll(&item, 1, (long)((left_us + 999) / 1000));
+        if (n > 0)
+            return 1;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+static Sr__Status s_client_fail(sr_arena_t *arena, Sr__Error **error, Sr__Status status,
+                                const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static Sr__Status s_client_fail(sr_arena_t *arena, Sr__Error **error, Sr__Status status,
+                                const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    *error = s_error_vnew(arena, code, NULL, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* s_send_request - send the packed request, waiting for a live connection until deadline_us; 1
+ * sent, 0 deadline, -1 error */
+static int s_send_request(sr_rpc_client_t *self, const uint8_t *buf, size_t len,
+                          int64_t deadline_us)
+{
+    for (;;) {
+        if (zmq_send(self->socket, buf, len, ZMQ_DONTWAIT) >= 0)
+            return 1;
+        if (errno != EAGAIN && errno != EINTR)
+            return -1;
+        int rc = s_wait(self, ZMQ_POLLOUT, deadline_us);
+        if (rc <= 0)
+            return rc;
+    }
+}
+
+/* s_take_reply - the caller's results from our reply: body decoded or error copied, in arena */
+static Sr__Status s_take_reply(const Sr__Reply *r, const char *method,
+                               const ProtobufCMessageDescriptor *reply_type, sr_arena_t *arena,
+                               ProtobufCMessage **reply, Sr__Error **error)
+{
+    if (!s_status_valid((int)r->status))
+        return s_client_fail(arena, error, SR__STATUS__STATUS_INTERNAL, "bad_reply",
+                             "%s answered unknown status %d", method, (int)r->status);
+    if (r->status != SR__STATUS__STATUS_OK) {
+        char label[32];
+        const Sr__Error *e = r->error;
+        *error = s_error_new(
+            arena, e && e->code[0] ? e->code : s_status_label(r->status, label, sizeof label), "%s",
+            e ? e->message : "");
+        if (e && e->field[0])
+            (*error)->field = sr_arena_strdup(arena, e->field);
+        return r->status;
+    }
+    if (!reply_type)
+        return SR__STATUS__STATUS_OK;
+    *reply = protobuf_c_message_unpack(reply_type, sr_arena_pb_allocator(arena), r->body.len,
+                                       r->body.data);
+    if (!*reply)
+        return s_client_fail(arena, error, SR__STATUS__STATUS_INTERNAL, "bad_reply",
+                             "reply body of %s does not decode as %s", method, reply_type->name);
+    return SR__STATUS__STATUS_OK;
+}
+
+/* s_await - read replies until ours (id) comes or deadline_us passes; others are stale */
+static Sr__Status s_await(sr_rpc_client_t *self, uint64_t id, const char *method,
+                          const ProtobufCMessageDescriptor *reply_type, int64_t deadline_us,
+                          int timeout_ms, sr_arena_t *arena, ProtobufCMessage **reply,
+                          Sr__Error **error)
+{
+    for (;;) {
+        int rc = s_wait(self, ZMQ_POLLIN, deadline_us);
+        if (rc == 0)
+            break;
+        if (rc < 0)
+            return s_client_fail(arena, error, SR__STATUS__STATUS_UNAVAILABLE, "recv_failed",
+                                 "cannot receive from %s: %s", self->endpoint, zmq_strerror(errno));
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, self->socket, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&frame);
+            continue;
+        }
+        if (zmq_msg_more(&frame)) {
+            zmq_msg_close(&frame);
+            sr_bus_discard_rest(self->socket);
+            sr_warn("rpc_reply_dropped", "endpoint=%s reason=frames", self->endpoint);
+            continue;
+        }
+        size_t size = zmq_msg_size(&frame);
+        if ((int64_t)size > self->max_msg_size) {
+            zmq_msg_close(&frame);
+            return s_client_fail(arena, error, SR__STATUS__STATUS_INTERNAL, "bad_reply",
+                                 "reply from %s is %zu bytes, over %lld", self->endpoint, size,
+                                 (long long)self->max_msg_size);
+        }
+        Sr__Reply *r = sr__reply__unpack(NULL, size, zmq_msg_data(&frame));
+        zmq_msg_close(&frame);
+        if (!r)
+            return s_client_fail(arena, error, SR__STATUS__STATUS_INTERNAL, "bad_reply",
+                                 "reply from %s does not decode", self->endpoint);
+        if (r->id != id) {
+            sr_debug("rpc_reply_stale", "endpoint=%s id=%llu want=%llu", self->endpoint,
+                     (unsigned long long)r->id, (unsigned long long)id);
+            sr__reply__free_unpacked(r, NULL);
+            continue;
+        }
+        Sr__Status status = s_take_reply(r, method, reply_type, arena, reply, error);
+        sr__reply__free_unpacked(r, NULL);
+        return status;
+    }
+    return s_client_fail(arena, error, SR__STATUS__STATUS_DEADLINE, "deadline",
+                         "no reply from %s within %d ms", self->endpoint, timeout_ms);
+}
+
+Sr__Status sr_rpc_call(sr_rpc_client_t *self, const char *method, const Sr__Principal *principal,
+                       const char *trace_id, const ProtobufCMessage *request,
+                       const ProtobufCMessageDescriptor *reply_type, int timeout_ms,
+                       sr_arena_t *arena, ProtobufCMessage **reply, Sr__Error **error)
+{
+    *reply = NULL;
+    *error = NULL;
+    Sr__Request req = SR__REQUEST__INIT;
+    /* the server's deadline is taken first, so it has passed by the time the caller gives up */
+    req.deadline_us = sr_clock_now_us() + (int64_t)timeout_ms * 1000;
+    int64_t deadline_us = sr_clock_mono_us() + (int64_t)timeout_ms * 1000;
+    req.id = ++self->last_id;
+    req.method = (char *)method;
+    req.principal = (Sr__Principal *)principal;
+    req.trace_id = (char *)(trace_id ? trace_id : "");
+    uint8_t *body = NULL;
+    if (request) {
+        req.body.len = protobuf_c_message_get_packed_size(request);
+        body = sr_malloc(req.body.len ? req.body.len : 1);
+        if (protobuf_c_message_pack(request, body) != req.body.len)
+            sr_panic("rpc_pack_failed", "type=%s", request->descriptor->name);
+        req.body.data = body;
+    }
+    size_t len = sr__request__get_packed_size(&req);
+    uint8_t *buf = sr_malloc(len ? len : 1);
+    if (sr__request__pack(&req, buf) != len)
+        sr_panic("rpc_pack_failed", "type=Request");
+    free(body);
+    /* the server's libzmq would drop the connection over it, failing every call in flight */
+    if ((int64_t)len > self->max_msg_size) {
+        free(buf);
+        return s_client_fail(arena, error, SR__STATUS__STATUS_BAD_REQUEST, "too_large",
+                             "request of %zu bytes is over %lld", len,
+                             (long long)self->max_msg_size);
+    }
+    int sent = s_send_request(self, buf, len, deadline_us);
+    int err = errno;
+    free(buf);
+    if (sent < 0)
+        return s_client_fail(arena, error, SR__STATUS__STATUS_UNAVAILABLE, "send_failed",
+                             "cannot send to %s: %s", self->endpoint, zmq_strerror(err));
+    if (sent == 0)
+        return s_client_fail(arena, error, SR__STATUS__STATUS_DEADLINE, "deadline",
+                             "no reply from %s within %d ms", self->endpoint, timeout_ms);
+    return s_await(self, req.id, method, reply_type, deadline_us, timeout_ms, arena, reply, error);
+}

@@ -1,0 +1,82 @@
+/* sr_rpc - request/reply from the gateway (or a tool) to the daemon that owns a domain.
+ *
+ * Server: a ROUTER socket and one static dispatch table per service
+ * {method, handler, request type, reply type, permission}. A request whose method is unknown,
+ * whose bytes or body do not decode, or whose principal lacks the permission gets an error
+ * Reply, never a crash; a request past its deadline is dropped (the caller has given up).
+ * Handlers allocate the reply and anything in it from call->arena, reset after the reply.
+ *
+ * Client: a DEALER socket with deadlines. sr_rpc_call() waits at most timeout_ms; a dead or
+ * stopped service yields STATUS_DEADLINE, never a hang, and a late reply to an earlier call is
+ * recognised by its id and discarded. With several instances connected, calls are spread
+ * round-robin by the DEALER.
+ */
+#ifndef SR_RPC_H
+#define SR_RPC_H
+
+#include "rpc.pb-c.h"
+#include "sr_arena.h"
+#include "sr_metrics.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sr_rpc_server_t sr_rpc_server_t;
+typedef struct sr_rpc_client_t sr_rpc_client_t;
+
+typedef struct {
+    const char *method;
+    const Sr__Principal *principal; /* never NULL: an empty principal when none was sent */
+    const char *trace_id;
+    sr_arena_t *arena; /* for the reply and everything it points to */
+    void *state;       /* the server's state pointer */
+    Sr__Error *error;  /* set by sr_rpc_fail() */
+} sr_rpc_call_t;
+
+/* a handler returns SR__STATUS__STATUS_OK with *reply set, or the sr_rpc_fail() result */
+typedef Sr__Status(sr_rpc_handler_fn)(sr_rpc_call_t *call, const ProtobufCMessage *request,
+                                      ProtobufCMessage **reply);
+
+typedef struct {
+    const char *method; /* "tasks.project.get" */
+    sr_rpc_handler_fn *handler;
+    const ProtobufCMessageDescriptor *request;
+    const ProtobufCMessageDescriptor *reply;
+    const char *permission; /* NULL = anyone may call */
+} sr_rpc_method_t;
+
+/* authorize: 1 when principal holds permission; consulted for methods with a permission.
+ * A server without one refuses every method that names a permission. */
+typedef int(sr_rpc_authorize_fn)(const Sr__Principal *principal, const char *permission,
+                                 void *state);
+
+typedef struct {
+    int64_t max_msg_size;  /* 0 = SR_BUS_MAX_MSG_DEFAULT */
+    int hwm;               /* 0 = SR_BUS_HWM_DEFAULT */
+    sr_metrics_t *metrics; /* requests by method and status, latency; may be NULL */
+} sr_rpc_opts_t;
+
+/* sr_rpc_server_new - bind a ROUTER at endpoint; NULL when it cannot bind */
+sr_rpc_server_t *sr_rpc_server_new(void *zctx, const char *endpoint, const sr_rpc_method_t *table,
+                                   size_t count, void *state, sr_rpc_authorize_fn *authorize,
+                                   const sr_rpc_opts_t *opts);
+void sr_rpc_server_destroy(sr_rpc_server_t **self_p);
+void *sr_rpc_server_socket(sr_rpc_server_t *self);
+/* sr_rpc_server_handle - answer every request waiting on the socket; for sr_loop */
+void sr_rpc_server_handle(void *self);
+
+/* sr_rpc_fail - fill call->error and return status; field may be NULL */
+Sr__Status sr_rpc_fail(sr_rpc_call_t *call, Sr__Status status, const char *code, const char *field,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+sr_rpc_client_t *sr_rpc_client_new(void *zctx, const char *endpoint, const sr_rpc_opts_t *opts);
+void sr_rpc_client_destroy(sr_rpc_client_t **self_p);
+
+/* sr_rpc_call - one call; on OK *reply is the decoded body, else *error says why (both in
+ * arena). principal and trace_id may be NULL. */
+Sr__Status sr_rpc_call(sr_rpc_client_t *self, const char *method, const Sr__Principal *principal,
+                       const char *trace_id, const ProtobufCMessage *request,
+                       const ProtobufCMessageDescriptor *reply_type, int timeout_ms,
+                       sr_arena_t *arena, ProtobufCMessage **reply, Sr__Error **error);
+
+#endif

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# run.sh - the embedded suite on one machine: `make run`, `make stop`, `make status`.
+#
+#   deploy/run.sh start    start PostgreSQL (unless SR_DB_URL is set), busd and every daemon in
+#                          build/bin, wait for each /healthz, print what runs where
+#   deploy/run.sh stop     SIGTERM every daemon (they drain), then stop PostgreSQL
+#   deploy/run.sh status   what runs, with health
+#
+# Environment: SR_DB_URL (use this database instead of the embedded one), SR_VAR_DIR (default
+# ./var: pg/, log/, run/), SR_PG_PORT (default 7432), SR_PORT_OFFSET (added to every port, to
+# run a second copy beside the first, as the tests do), SR_BIN_DIR (default build/bin).
+# Anything else SR_* is passed to the daemons as it is.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+var=${SR_VAR_DIR:-$root/var}
+bin=${SR_BIN_DIR:-$root/build/bin}
+offset=${SR_PORT_OFFSET:-0}
+pg_port=$(( ${SR_PG_PORT:-7432} + offset ))
+external_db=${SR_DB_URL:+yes}
+mkdir -p "$var/log" "$var/run"
+
+# daemons in start order: busd first, the rest as they exist
+daemons() {
+  [ -x "$bin/sr-busd" ] && echo busd
+  for b in "$bin"/sr-*; do
+    n=${b##*/sr-}
+    [ -x "$b" ] && [ "$n" != busd ] && echo "$n"
+  done
+  return 0
+}
+
+# admin_port NAME - the daemon's SR_ADMIN_PORT default, as its config table says, plus offset
+admin_port() {
+  local p
+  p=$("$bin/sr-$1" --config-markdown | awk -F'|' '$2 ~ /SR_ADMIN_PORT/ {gsub(/[ `]/, "", $4); print $4}')
+  echo $((p + offset))
+}
+
+running() { # running NAME - pid file names a live sr-NAME
+  local f=$var/run/$1.pid pid
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q "sr-$1" "/proc/$pid/cmdline" 2>/dev/null
+}
+
+wait_healthy() { # wait_healthy URL SECONDS
+  local i
+  for i in $(seq 1 $(($2 * 10))); do
+    curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+start() {
+  if [ -z "$(daemons)" ]; then echo "run: no daemons in $bin; run make first" >&2; exit 1; fi
+  if [ -z "$external_db" ]; then
+    "$root/deploy/pg.sh" start "$var/pg" "$pg_port"
+    export SR_DB_URL=$("$root/deploy/pg.sh" url "$pg_port")
+  fi
+  export SR_BUSD_FRONTEND=${SR_BUSD_FRONTEND:-tcp://127.0.0.1:$((7601 + offset))}
+  export SR_BUSD_BACKEND=${SR_BUSD_BACKEND:-tcp://127.0.0.1:$((7602 + offset))}
+  export SR_BUS_PUB=${SR_BUS_PUB:-tcp://127.0.0.1:$((7601 + offset))}
+  export SR_BUS_SUB=${SR_BUS_SUB:-tcp://127.0.0.1:$((7602 + offset))}
+  local n port failed=0
+  for n in $(daemons); do
+    port=$(admin_port "$n")
+    if running "$n"; then
+      echo "run: sr-$n already running (pid $(cat "$var/run/$n.pid"))"
+      continue
+    fi
+    SR_ADMIN_PORT=$port nohup "$bin/sr-$n" >>"$var/log/$n.log" 2>&1 </dev/null &
+    echo $! >"$var/run/$n.pid"
+    if ! wait_healthy "http://127.0.0.1:$port/healthz" 30; then
+      echo "run: sr-$n did not become healthy; last lines of $var/log/$n.log:" >&2
+      tail -n 15 "$var/log/$n.log" >&2
+      failed=1
+    fi
+  done
+  echo
+  status
+  [ $failed -eq 0 ]
+}
+
+stop() {
+  local n pid i
+  for f in "$var"/run/*.pid; do
+    [ -f "$f" ] || continue
+    n=$(basename "$f" .pid)
+    if running "$n"; then
+      pid=$(cat "$f")
+      kill -TERM "$pid"
+      for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      if kill -0 "$pid" 2>/dev/null; then
+        echo "run: sr-$n did not stop in 15 s; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+      echo "run: stopped sr-$n"
+    fi
+    rm -f "$f"
+  done
+  if [ -z "$external_db" ] && "$root/deploy/pg.sh" status "$var/pg"; then
+    "$root/deploy/pg.sh" stop "$var/pg"
+    echo "run: stopped PostgreSQL"
+  fi
+}
+
+status() {
+  local n port health
+  if [ -n "$external_db" ]; then
+    echo "PostgreSQL  external (SR_DB_URL)"
+  elif "$root/deploy/pg.sh" status "$var/pg"; then
+    echo "PostgreSQL  running   $("$root/deploy/pg.sh" url "$pg_port")   data $var/pg"
+  else
+    echo "PostgreSQL  stopped"
+  fi
+  for n in $(daemons); do
+    port=$(admin_port "$n")
+    if running "$n"; then
+      health=$(curl -s --max-time 2 "http://127.0.0.1:$port/healthz" || echo unreachable)
+      printf 'sr-%-8s running   pid %-7s http://127.0.0.1:%s/healthz  /metrics  %s\n' \
+        "$n" "$(cat "$var/run/$n.pid")" "$port" "$health"
+    else
+      printf 'sr-%-8s stopped\n' "$n"
+    fi
+  done
+  echo "bus         publishers -> tcp://127.0.0.1:$((7601 + offset))   subscribers -> tcp://127.0.0.1:$((7602 + offset))"
+  echo "logs        $var/log/"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: deploy/run.sh start|stop|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,53 @@
+/* sr_test - helpers shared by the test binaries (linked as libsrtest.a).
+ *
+ * Environment set by tests/run.sh: SR_TEST_DB_URL, SR_TEST_BIN, SR_TEST_ROOT, SR_TEST_TMP,
+ * SR_TEST_PG_DIR, SR_TEST_PG_PORT. Processes started with sr_test_spawn() are remembered and
+ * killed by sr_test_reap_all(), which also runs at exit, so a failing test leaves nothing behind.
+ */
+#ifndef SR_TEST_H
+#define SR_TEST_H
+
+#include "sr_db.h"
+#include "sr_metrics.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* sr_test_env - the variable's value; fails the test (exit 1) when unset */
+const char *sr_test_env(const char *name);
+/* sr_test_free_port - a TCP port on 127.0.0.1 nobody listens on right now */
+uint16_t sr_test_free_port(void);
+/* sr_test_path - SR_TEST_ROOT + "/" + rel, or SR_TEST_BIN + "/" + name; caller frees */
+char *sr_test_root_path(const char *rel);
+char *sr_test_bin_path(const char *name);
+
+/* sr_test_spawn - start argv[0] with argv and extra environment entries "K=V" (NULL-ended, may
+ * be NULL) on top of ours; output appended to log_path (or discarded when NULL). */
+pid_t sr_test_spawn(char *const argv[], char *const env[], const char *log_path);
+/* sr_test_stop - send sig, wait up to timeout_ms, then SIGKILL; returns the exit status as
+ * waitpid() reports it, or -1 */
+int sr_test_stop(pid_t pid, int sig, int timeout_ms);
+void sr_test_reap_all(void);
+
+/* sr_test_http_get - GET url; returns HTTP status (0 when no connection), body in *body if
+ * not NULL (caller frees) */
+long sr_test_http_get(const char *url, char **body);
+/* sr_test_wait_http - poll url until it answers want_status or timeout_ms passes; 0 ok */
+int sr_test_wait_http(const char *url, long want_status, int timeout_ms);
+/* sr_test_sleep_ms - sleep */
+void sr_test_sleep_ms(int ms);
+/* sr_test_read_file - whole file, caller frees; NULL when it cannot be read */
+char *sr_test_read_file(const char *path, size_t *len);
+
+/* sr_test_metric_in - the value of one series ("name{labels}") in Prometheus text, or -1 */
+long long sr_test_metric_in(const char *text, const char *series);
+/* sr_test_metric - the same, rendered from a registry */
+long long sr_test_metric(sr_metrics_t *metrics, const char *series);
+
+/* sr_test_db - a connection to SR_TEST_DB_URL; fails the test when there is none */
+sr_db_t *sr_test_db(const char *app_name);
+/* sr_test_db_exec - run SQL that returns no rows; fails the test with PostgreSQL's message */
+void sr_test_db_exec(sr_db_t *db, const char *sql);
+
+#endif
