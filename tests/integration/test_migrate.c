@@ -50,17 +50,6 @@ static void s_assert_rows(sr_db_t *db, const char *sql, const char *want)
     free(got);
 }
 
-/* s_reset - drop the schema and forget its migrations */
-static void s_reset(sr_db_t *db, const char *schema)
-{
-    char *sql = sr_asprintf("DROP SCHEMA IF EXISTS %s CASCADE;"
-                            "DO $$ BEGIN IF to_regclass('public.sr_migrations') IS NOT NULL THEN"
-                            " DELETE FROM public.sr_migrations WHERE schema = '%s'; END IF; END $$",
-                            schema, schema);
-    sr_test_db_exec(db, sql);
-    free(sql);
-}
-
 /* s_dir - a fresh folder under SR_TEST_TMP holding links to the named fixture files
  * (paths relative to tests/fixtures/migrations), NULL-ended; caller frees the path */
 static char *s_dir(const char *first, ...)
@@ -102,9 +91,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     sr_db_t *db = *state;
-    s_reset(db, "t_migrate");
-    s_reset(db, "t_migrate_race");
-    s_reset(db, "t_migrate_list");
+    sr_test_db_reset_schema(db, "t_migrate");
+    sr_test_db_reset_schema(db, "t_migrate_race");
+    sr_test_db_reset_schema(db, "t_migrate_list");
     sr_db_destroy(&db);
     return 0;
 }
@@ -142,7 +131,7 @@ static void test_schema_names(void **state)
 static void test_apply_once_and_record(void **state)
 {
     sr_db_t *db = *state;
-    s_reset(db, "t_migrate");
+    sr_test_db_reset_schema(db, "t_migrate");
     char *dir = s_dir("ok/001_create.sql", "ok/002_seed.sql", NULL);
     assert_int_equal(sr_migrate_dir(db, "t_migrate", dir), 0);
     assert_int_equal(sr_migrate_dir(db, "t_migrate", dir), 0);
@@ -169,7 +158,7 @@ static void test_apply_once_and_record(void **state)
 static void test_failing_file_rolls_back_and_unlocks(void **state)
 {
     sr_db_t *db = *state;
-    s_reset(db, "t_migrate");
+    sr_test_db_reset_schema(db, "t_migrate");
     char *broken = s_dir("ok/001_create.sql", "ok/002_seed.sql", "broken/003_broken.sql", NULL);
     assert_int_equal(sr_migrate_dir(db, "t_migrate", broken), -1);
     assert_string_equal(sr_db_sqlstate(db), "42703");
@@ -206,7 +195,7 @@ static void test_failing_file_rolls_back_and_unlocks(void **state)
 static void test_bad_lists_refused(void **state)
 {
     sr_db_t *db = *state;
-    s_reset(db, "t_migrate_list");
+    sr_test_db_reset_schema(db, "t_migrate_list");
     static const sr_migration_t unordered[] = {
         {2, "002_b.sql", "CREATE TABLE b (x int)"},
         {1, "001_a.sql", "CREATE TABLE a (x int)"},
@@ -252,7 +241,7 @@ static void test_bad_lists_refused(void **state)
 static void test_bad_folders_refused(void **state)
 {
     sr_db_t *db = *state;
-    s_reset(db, "t_migrate_list");
+    sr_test_db_reset_schema(db, "t_migrate_list");
     static const struct {
         const char *files[2];
     } cases[] = {
@@ -303,7 +292,7 @@ static void *s_racer(void *arg)
 static void test_concurrent_migrations(void **state)
 {
     sr_db_t *db = *state;
-    s_reset(db, "t_migrate_race");
+    sr_test_db_reset_schema(db, "t_migrate_race");
     char *dir = s_dir("ok/001_create.sql", "ok/002_seed.sql", "fixed/003_fixed.sql", NULL);
     pthread_barrier_t start;
     assert_int_equal(pthread_barrier_init(&start, NULL, RACERS), 0);

@@ -68,12 +68,7 @@ static long s_count(sr_db_t *db, const char *sql)
 /* s_fresh_schema - drop schema and its migration rows, then migrate it (outbox only) */
 static void s_fresh_schema(sr_db_t *db, const char *schema)
 {
-    char *sql = sr_asprintf("DROP SCHEMA IF EXISTS %s CASCADE;"
-                            "DO $$ BEGIN IF to_regclass('public.sr_migrations') IS NOT NULL THEN"
-                            " DELETE FROM public.sr_migrations WHERE schema = '%s'; END IF; END $$",
-                            schema, schema);
-    sr_test_db_exec(db, sql);
-    free(sql);
+    sr_test_db_reset_schema(db, schema);
     assert_int_equal(sr_migrate(db, schema, NULL, 0), 0);
 }
 

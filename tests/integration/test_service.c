@@ -111,10 +111,7 @@ static int s_group_setup(void **state)
     snprintf(s_fx.bus_back, sizeof s_fx.bus_back, "tcp://127.0.0.1:%u", s_fx.back_port);
     s_start_busd();
     sr_db_t *db = sr_test_db("test_service");
-    sr_test_db_exec(db, "DROP SCHEMA IF EXISTS t_service CASCADE");
-    sr_test_db_exec(db, "DO $$ BEGIN IF to_regclass('public.sr_migrations') IS NOT NULL THEN "
-                        "DELETE FROM public.sr_migrations WHERE schema = 't_service'; END IF; "
-                        "END $$");
+    sr_test_db_reset_schema(db, SCHEMA);
     sr_db_destroy(&db);
     return 0;
 }

@@ -247,3 +247,13 @@ void sr_test_db_exec(sr_db_t *db, const char *sql)
     if (sr_db_exec(db, sql) != 0)
         fail_msg("%s: %s", sql, sr_db_error(db));
 }
+
+void sr_test_db_reset_schema(sr_db_t *db, const char *schema)
+{
+    char *sql = sr_asprintf("DROP SCHEMA IF EXISTS %s CASCADE;"
+                            "DO $$ BEGIN IF to_regclass('public.sr_migrations') IS NOT NULL THEN"
+                            " DELETE FROM public.sr_migrations WHERE schema = '%s'; END IF; END $$",
+                            schema, schema);
+    sr_test_db_exec(db, sql);
+    free(sql);
+}

@@ -49,5 +49,8 @@ long long sr_test_metric(sr_metrics_t *metrics, const char *series);
 sr_db_t *sr_test_db(const char *app_name);
 /* sr_test_db_exec - run SQL that returns no rows; fails the test with PostgreSQL's message */
 void sr_test_db_exec(sr_db_t *db, const char *sql);
+/* sr_test_db_reset_schema - drop a test's schema and forget its migrations, so reruns start
+ * clean */
+void sr_test_db_reset_schema(sr_db_t *db, const char *schema);
 
 #endif
