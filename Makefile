@@ -134,7 +134,7 @@ $(BUILD)/obj/tests/%.o: tests/%.c $(GEN_H) $(TEST_GEN_C:.c=.h)
 tests-build: $(BINS) $(UNIT_BINS) $(INTEG_BINS)
 
 test: check-deps
-	docker-compose config -q
+	SR_DB_PASSWORD=compose-check docker-compose config -q
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 CFLAGS="-O1 -g" tests-build
 	tests/run.sh build/asan
 

@@ -9,6 +9,7 @@
 #include "sr_admin.h"
 
 #include "sr_alloc.h"
+#include "sr_clock.h"
 #include "sr_log.h"
 
 #include <arpa/inet.h>
@@ -65,7 +66,8 @@ struct sr_admin_t {
     check_t *checks;
     size_t nchecks, cap;
     int started;
-    char start_err[256]; /* MHD's first complaint while starting, for the one error line */
+    int64_t beat_ms, beat_max_ms; /* last sr_admin_heartbeat() and how old it may grow */
+    char start_err[256];          /* MHD's first complaint while starting, for the one error line */
 };
 
 /* s_json - compact JSON text of root, which it releases */
@@ -110,7 +112,15 @@ static reply_t s_healthz(sr_admin_t *self)
         all_ok = all_ok && c->ok;
         free(text);
     }
+    int64_t silent_ms = self->beat_max_ms ? sr_clock_mono_ms() - self->beat_ms : 0;
     pthread_mutex_unlock(&self->lock);
+    if (silent_ms > self->beat_max_ms) {
+        /* the loop that runs the checks is stuck, so what they last said is stale */
+        char text[96];
+        snprintf(text, sizeof text, "down: no heartbeat for %lld ms", (long long)silent_ms);
+        json_object_set_new(checks, "loop", json_string(text));
+        all_ok = 0;
+    }
     json_t *root = json_pack("{s:s,s:o}", "status", all_ok ? "ok" : "down", "checks", checks);
     return (reply_t){all_ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, JSON_CONTENT_TYPE,
                      s_json(root)};
@@ -305,5 +315,13 @@ void sr_admin_set_check(sr_admin_t *self, const char *name, int ok, const char *
     c->ok = ok != 0;
     free(c->detail);
     c->detail = copy;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void sr_admin_heartbeat(sr_admin_t *self, int64_t max_age_ms)
+{
+    pthread_mutex_lock(&self->lock);
+    self->beat_ms = sr_clock_mono_ms();
+    self->beat_max_ms = max_age_ms;
     pthread_mutex_unlock(&self->lock);
 }

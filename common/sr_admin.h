@@ -21,5 +21,8 @@ void sr_admin_stop(sr_admin_t **self_p);
 uint16_t sr_admin_port(const sr_admin_t *self);
 /* sr_admin_set_check - set (or add) a named check; detail is copied; thread-safe */
 void sr_admin_set_check(sr_admin_t *self, const char *name, int ok, const char *detail);
+/* sr_admin_heartbeat - the loop is alive; from the first call on, /healthz answers 503 with
+ * "loop":"down: no heartbeat for N ms" once the last call is older than max_age_ms */
+void sr_admin_heartbeat(sr_admin_t *self, int64_t max_age_ms);
 
 #endif

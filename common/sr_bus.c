@@ -202,21 +202,25 @@ int sr_bus_limit_socket(void *socket, int hwm, int64_t max_msg_size)
     return 0;
 }
 
-/* s_key_check - 0 when key is 40 Z85 characters; what names the key in the error line */
+const char *sr_bus_key_problem(const char *key)
+{
+    if (!key || strlen(key) != Z85_KEY_LEN)
+        return "not 40 characters long (a Z85 CURVE key from `sr-busd keygen`)";
+    uint8_t binary[32];
+    if (!zmq_z85_decode(binary, key))
+        return "not Z85 text (a CURVE key from `sr-busd keygen`)";
+    explicit_bzero(binary, sizeof binary);
+    return NULL;
+}
+
+/* s_key_check - 0 when key is a valid Z85 key; what names the key in the error line */
 static int s_key_check(const char *key, const char *what)
 {
-    size_t len = key ? strlen(key) : 0;
-    if (len != Z85_KEY_LEN) {
-        sr_error("bus_curve_key_invalid", "key=%s problem=\"length %zu, want %d Z85 characters\"",
-                 what, len, Z85_KEY_LEN);
+    const char *problem = sr_bus_key_problem(key);
+    if (problem) {
+        sr_error("bus_curve_key_invalid", "key=%s problem=\"%s\"", what, problem);
         return -1;
     }
-    uint8_t binary[32];
-    if (!zmq_z85_decode(binary, key)) {
-        sr_error("bus_curve_key_invalid", "key=%s problem=\"not Z85 text\"", what);
-        return -1;
-    }
-    explicit_bzero(binary, sizeof binary);
     return 0;
 }
 

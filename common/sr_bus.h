@@ -81,6 +81,8 @@ typedef enum {
  * The envelope and payload are allocated in arena; reset it when done with them. */
 sr_bus_recv_t sr_bus_recv(sr_bus_sub_t *self, sr_arena_t *arena, sr_bus_msg_t *msg, int timeout_ms);
 
+/* sr_bus_key_problem - NULL when key is a CURVE key (40 Z85 characters), else what is wrong */
+const char *sr_bus_key_problem(const char *key);
 /* sr_bus_curve_client - make a socket a CURVE client of server_key with a fresh key pair */
 int sr_bus_curve_client(void *socket, const char *server_key) __attribute__((warn_unused_result));
 /* sr_bus_curve_server - make a socket a CURVE server with the given secret key (Z85) */

@@ -52,7 +52,8 @@ static char *s_where(const char *url, char *err, size_t size)
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &perr);
     if (!opts) {
-        snprintf(err, size, "%s", perr ? perr : "cannot parse the database URL");
+        /* libpq's message quotes the offending part of the URL, which may be the password */
+        snprintf(err, size, "not a PostgreSQL URL or connection string");
         PQfreemem(perr);
         return NULL;
     }
@@ -126,8 +127,27 @@ sr_db_t *sr_db_connect(const char *url, const char *app_name, int attempts, int6
         sr_error("db_url_invalid", "err=\"%s\"", err);
         return NULL;
     }
-    const char *keys[] = {"connect_timeout", "dbname", "application_name", NULL};
-    const char *vals[] = {CONNECT_TIMEOUT_S, url, app_name ? app_name : "showrunner", NULL};
+    /* keepalives and tcp_user_timeout turn a vanished server or network into an error within
+     * seconds instead of a call blocked for the kernel's TCP timeout; the URL may override them,
+     * since it is expanded after them */
+    const char *keys[] = {"connect_timeout",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "dbname",
+                          "application_name",
+                          NULL};
+    const char *vals[] = {CONNECT_TIMEOUT_S,
+                          "1",
+                          "10",
+                          "5",
+                          "3",
+                          "30000",
+                          url,
+                          app_name ? app_name : "showrunner",
+                          NULL};
     int64_t backoff = FIRST_BACKOFF_MS;
     if (max_backoff_ms < FIRST_BACKOFF_MS)
         max_backoff_ms = FIRST_BACKOFF_MS;

@@ -34,6 +34,7 @@ typedef enum {
     ST_PUBLISHED,
     ST_MARK,
     ST_ROWS,
+    ST_PRUNE,
     ST_COUNT,
 } stmt_id_t;
 
@@ -53,6 +54,10 @@ static const struct {
                  "SELECT seq, topic, envelope FROM %s.outbox WHERE seq > $1 AND seq < $2"
                  " ORDER BY seq LIMIT " STR(BATCH_ROWS),
                  2},
+    [ST_PRUNE] = {"prune",
+                  "DELETE FROM %1$s.outbox WHERE created_at < now() - $1::interval"
+                  " AND seq <= (SELECT published FROM %1$s.outbox_state WHERE id = 1)",
+                  1},
 };
 
 /* s_stmt - prepare statement id for schema (a lookup after the first time); its name in name:
@@ -107,6 +112,12 @@ int sr_outbox_put(sr_db_t *db, const char *schema, const char *instance, const c
                  !sr_migrate_schema_ok(schema) ? "bad schema name"
                  : !row                        ? "topic not in sr_topics"
                                                : "payload type does not match the topic");
+        return -1;
+    }
+    if (PQtransactionStatus(sr_db_conn(db)) != PQTRANS_INTRANS) {
+        /* outside a transaction the seq would commit apart from the row: a hole or a reorder */
+        sr_error("outbox_put_invalid", "schema=%s topic=%s err=\"not inside a transaction\"",
+                 schema, topic);
         return -1;
     }
     int64_t seq = 0;
@@ -293,6 +304,26 @@ int sr_outbox_pub_flush(sr_outbox_pub_t *self)
     }
     sr_recovered(&self->complaint);
     return total;
+}
+
+int sr_outbox_pub_prune(sr_outbox_pub_t *self, int64_t keep_ms)
+{
+    if (!self->lock_pid)
+        return 0; /* the instance that publishes prunes */
+    char keep[48];
+    snprintf(keep, sizeof keep, "%lld milliseconds", (long long)keep_ms);
+    const char *params[] = {keep};
+    PGresult *res = s_run(self->db, self->schema, ST_PRUNE, params, NULL, NULL, 0);
+    if (!res) {
+        sr_warn("outbox_prune_failed", "schema=%s err=\"%s\"", self->schema, sr_db_error(self->db));
+        return -1;
+    }
+    int n = atoi(PQcmdTuples(res));
+    PQclear(res);
+    if (n > 0)
+        sr_info("outbox_pruned", "schema=%s rows=%d keep_ms=%lld", self->schema, n,
+                (long long)keep_ms);
+    return n;
 }
 
 /* --- subscriber ------------------------------------------------------------------------- */

@@ -33,6 +33,10 @@ sr_outbox_pub_t *sr_outbox_pub_new(sr_db_t *db, const char *schema, sr_bus_pub_t
 void sr_outbox_pub_destroy(sr_outbox_pub_t **self_p);
 /* sr_outbox_pub_flush - send unsent rows in seq order; the number sent, or -1 */
 int sr_outbox_pub_flush(sr_outbox_pub_t *self);
+/* sr_outbox_pub_prune - delete published rows older than keep_ms, so the table stays bounded;
+ * a subscriber further behind than that finds its gap gone (logged as outbox_rows_missing).
+ * Only the instance holding the publisher lock prunes. Rows deleted, or -1 */
+int sr_outbox_pub_prune(sr_outbox_pub_t *self, int64_t keep_ms);
 
 /* called once per event, in seq order per source; payload decoded per sr_topics (or NULL) */
 typedef void(sr_outbox_fn)(void *arg, const char *topic, const Sr__Envelope *envelope,

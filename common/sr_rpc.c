@@ -20,6 +20,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#define RPC_BATCH_MAX   64 /* requests answered per wake-up of the loop */
 #define ARENA_CHUNK     (64 * 1024)
 #define STATUS_COUNT    (SR__STATUS__STATUS_DEADLINE + 1)
 #define METHOD_ECHO_MAX 128 /* bytes of an unknown method name echoed in the error */
@@ -394,7 +395,9 @@ static int s_handle_one(sr_rpc_server_t *self)
 
 void sr_rpc_server_handle(void *self)
 {
-    while (s_handle_one(self) == 0)
+    /* a bounded batch, so a stream of requests cannot starve timers and signals; zmq_poll
+     * reports the socket readable again while requests wait */
+    for (int i = 0; i < RPC_BATCH_MAX && s_handle_one(self) == 0; i++)
         ;
 }
 

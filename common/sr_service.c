@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -26,8 +26,10 @@
 #define SR_VERSION "dev"
 #endif
 
-#define COMMON_SIZE   ((sizeof(sr_common_config_t) + 15) & ~(size_t)15)
-#define DRAIN_TICK_MS 50
+#define COMMON_SIZE       ((sizeof(sr_common_config_t) + 15) & ~(size_t)15)
+#define DRAIN_TICK_MS     50
+#define HEARTBEAT_ROUNDS  3 /* cron rounds missed before /healthz calls the loop stuck */
+#define PRUNE_INTERVAL_MS (60 * 60 * 1000)
 
 struct sr_service_t {
     const sr_service_def_t *def;
@@ -41,10 +43,11 @@ struct sr_service_t {
     sr_bus_pub_t *pub;
     sr_outbox_pub_t *outbox;
     void *state;
-    int signal_fd;
     int draining;
     int64_t drain_deadline_ms;
     int exit_code;
+    int init_called;
+    int64_t next_prune_ms;
     char instance[128];
     sr_counter_t *cron_runs;
     sr_complaint_t bus_complaint;
@@ -59,6 +62,7 @@ enum {
     ROW_SUB = SR_NEEDS_SUB,
     ROW_CLIENT = SR_NEEDS_PUB | SR_NEEDS_SUB,
     ROW_LIMITS = SR_NEEDS_PUB | SR_NEEDS_SUB | SR_NEEDS_BUS,
+    ROW_OUTBOX = SR_NEEDS_DB | SR_NEEDS_PUB, /* both bits and a schema: see s_build_table */
 };
 
 typedef struct {
@@ -99,6 +103,9 @@ static const common_row_t s_common_rows[] = {
     {ROW_LIMITS,
      {"SR_BUS_MAX_MSG", SR_CFG_SIZE, "4M", 1024, 268435456, OFF(bus_max_msg),
       "largest bus or RPC message accepted (ZMQ_MAXMSGSIZE)"}},
+    {ROW_OUTBOX,
+     {"SR_OUTBOX_RETENTION", SR_CFG_DURATION, "168h", 3600000, 8760LL * 3600000,
+      OFF(outbox_keep_ms), "published outbox events older than this are deleted"}},
     {ROW_ALL,
      {"SR_CRON_INTERVAL", SR_CFG_DURATION, "1s", 10, 3600000, OFF(cron_ms),
       "period of housekeeping: health checks, outbox flush, the daemon's cron"}},
@@ -120,7 +127,10 @@ static sr_config_entry_t *s_build_table(const sr_service_def_t *def, char *admin
     sr_config_entry_t *table = sr_calloc(ncommon + nown + 1, sizeof *table);
     size_t n = 0;
     for (size_t i = 0; i < ncommon; i++) {
-        if (s_common_rows[i].needs && !(s_common_rows[i].needs & def->needs))
+        unsigned needs = s_common_rows[i].needs;
+        int wanted = needs == ROW_OUTBOX ? (def->needs & needs) == needs && def->schema
+                                         : !needs || (needs & def->needs);
+        if (!wanted)
             continue;
         table[n] = s_common_rows[i].entry;
         if (strcmp(table[n].env, "SR_ADMIN_PORT") == 0)
@@ -151,40 +161,28 @@ static int s_parse_args(int argc, char **argv, const sr_service_def_t *def,
 {
     if (argc <= 1)
         return 0;
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        s_usage(stdout, def, table);
-        return 1;
-    }
-    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-        printf("sr-%s %s\n", def->name, SR_VERSION);
-        return 1;
-    }
-    if (argc == 2 && strcmp(argv[1], "--config-markdown") == 0) {
-        sr_config_print_markdown(stdout, table);
-        return 1;
-    }
-    if (def->command && argv[1][0] != '-')
+    const char *arg = argv[1];
+    if (arg[0] != '-' && def->command)
         return def->command(argc - 1, argv + 1) + 1;
-    fprintf(stderr, "sr-%s: unknown argument '%s'\n", def->name, argv[1]);
-    s_usage(stderr, def, table);
-    return 3;
-}
-
-static void s_on_signal(void *arg)
-{
-    sr_service_t *svc = arg;
-    struct signalfd_siginfo si;
-    while (read(svc->signal_fd, &si, sizeof si) == (ssize_t)sizeof si) {
-        if (svc->draining) {
-            sr_warn("stop_now", "signal=%u", si.ssi_signo);
-            sr_loop_stop(svc->loop);
-            return;
-        }
-        svc->draining = 1;
-        svc->drain_deadline_ms = sr_clock_mono_ms() + sr_service_common(svc)->drain_ms;
-        sr_info("draining", "signal=%u timeout_ms=%lld", si.ssi_signo,
-                (long long)sr_service_common(svc)->drain_ms);
+    int help = strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+    int version = strcmp(arg, "--version") == 0;
+    int markdown = strcmp(arg, "--config-markdown") == 0;
+    if (!help && !version && !markdown) {
+        fprintf(stderr, "sr-%s: unknown argument '%s'\n", def->name, arg);
+        s_usage(stderr, def, table);
+        return 3;
     }
+    if (argc > 2) {
+        fprintf(stderr, "sr-%s: unexpected argument '%s' after %s\n", def->name, argv[2], arg);
+        return 3;
+    }
+    if (help)
+        s_usage(stdout, def, table);
+    else if (version)
+        printf("sr-%s %s\n", def->name, SR_VERSION);
+    else
+        sr_config_print_markdown(stdout, table);
+    return 1;
 }
 
 /* s_drain_tick - while draining, give the daemon its drain() until done or out of time */
@@ -199,7 +197,58 @@ static void s_drain_tick(void *arg)
         sr_loop_stop(svc->loop);
     } else if (sr_clock_mono_ms() >= svc->drain_deadline_ms) {
         sr_warn("drain_timeout", "timeout_ms=%lld", (long long)sr_service_common(svc)->drain_ms);
+        svc->exit_code = 1;
         sr_loop_stop(svc->loop);
+    }
+}
+
+/* Signals go through a self-pipe rather than a blocked mask and signalfd: libmicrohttpd and
+ * libzmq start threads of their own, and a process-directed SIGTERM may land on any of them.
+ * Before the loop runs there is nothing to drain, so a stop signal ends start-up at once
+ * (database retries and a migration lock wait included). */
+static int s_signal_pipe[2] = {-1, -1};
+static volatile sig_atomic_t s_loop_running;
+
+static void s_signal_handler(int sig)
+{
+    if (!s_loop_running) {
+        static const char line[] = "level=warn event=stopped_during_start_up exit=1\n";
+        ssize_t w = write(2, line, sizeof line - 1);
+        (void)w;
+        _exit(1);
+    }
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(s_signal_pipe[1], &b, 1);
+    (void)w;
+}
+
+static int s_catch_signals(void)
+{
+    if (pipe2(s_signal_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    struct sigaction sa = {.sa_handler = s_signal_handler, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    signal(SIGPIPE, SIG_IGN);
+    return sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ? -1 : 0;
+}
+
+static void s_on_signal(void *arg)
+{
+    sr_service_t *svc = arg;
+    unsigned char signo;
+    while (read(s_signal_pipe[0], &signo, 1) == 1) {
+        if (svc->draining) {
+            sr_warn("stop_now", "signal=%u", signo);
+            svc->exit_code = 1;
+            sr_loop_stop(svc->loop);
+            return;
+        }
+        svc->draining = 1;
+        svc->drain_deadline_ms = sr_clock_mono_ms() + sr_service_common(svc)->drain_ms;
+        if (sr_loop_add_timer(svc->loop, DRAIN_TICK_MS, 1, s_drain_tick, svc) <= 0)
+            sr_loop_stop(svc->loop);
+        sr_info("draining", "signal=%u timeout_ms=%lld", signo,
+                (long long)sr_service_common(svc)->drain_ms);
     }
 }
 
@@ -208,6 +257,7 @@ static void s_cron(void *arg)
 {
     sr_service_t *svc = arg;
     sr_counter_inc(svc->cron_runs);
+    sr_admin_heartbeat(svc->admin, HEARTBEAT_ROUNDS * sr_service_common(svc)->cron_ms + 1000);
     if (svc->db) {
         int up = sr_db_ok(svc->db) && sr_db_ping(svc->db) == 0;
         sr_admin_set_check(svc->admin, "db", up, up ? "" : sr_db_error(svc->db));
@@ -222,23 +272,12 @@ static void s_cron(void *arg)
     }
     if (svc->outbox && sr_outbox_pub_flush(svc->outbox) < 0)
         sr_warn("outbox_flush_failed", "schema=%s", svc->def->schema);
+    if (svc->outbox && sr_clock_mono_ms() >= svc->next_prune_ms) {
+        svc->next_prune_ms = sr_clock_mono_ms() + PRUNE_INTERVAL_MS;
+        (void)sr_outbox_pub_prune(svc->outbox, sr_service_common(svc)->outbox_keep_ms);
+    }
     if (svc->def->cron)
         svc->def->cron(svc);
-}
-
-static int s_open_signals(sr_service_t *svc)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-        return -1;
-    signal(SIGPIPE, SIG_IGN);
-    svc->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (svc->signal_fd < 0)
-        return -1;
-    return sr_loop_add_fd(svc->loop, svc->signal_fd, s_on_signal, svc);
 }
 
 /* s_start - everything up to and including the daemon's init; 0 or an exit status */
@@ -249,8 +288,8 @@ static int s_start(sr_service_t *svc)
     svc->zctx = zmq_ctx_new();
     svc->loop = sr_loop_new();
     svc->metrics = sr_metrics_new();
-    if (!svc->zctx || s_open_signals(svc) < 0) {
-        sr_error("start_failed", "what=\"zmq context or signals\"");
+    if (!svc->zctx) {
+        sr_error("start_failed", "what=\"zmq context\"");
         return 1;
     }
     char labels[256];
@@ -290,8 +329,11 @@ static int s_start(sr_service_t *svc)
             svc->outbox = sr_outbox_pub_new(svc->db, def->schema, svc->pub);
     }
     if (sr_loop_add_timer(svc->loop, cc->cron_ms, 1, s_cron, svc) <= 0 ||
-        sr_loop_add_timer(svc->loop, DRAIN_TICK_MS, 1, s_drain_tick, svc) <= 0)
+        sr_loop_add_fd(svc->loop, s_signal_pipe[0], s_on_signal, svc) < 0) {
+        sr_error("start_failed", "what=\"timers or signals\"");
         return 1;
+    }
+    svc->init_called = 1;
     if (def->init && def->init(svc) < 0) {
         sr_error("init_failed", "");
         return 1;
@@ -303,7 +345,7 @@ static int s_start(sr_service_t *svc)
 
 static void s_shutdown(sr_service_t *svc)
 {
-    if (svc->def->fini && svc->loop)
+    if (svc->def->fini && svc->init_called)
         svc->def->fini(svc);
     sr_outbox_pub_destroy(&svc->outbox);
     sr_bus_pub_destroy(&svc->pub);
@@ -311,17 +353,34 @@ static void s_shutdown(sr_service_t *svc)
     sr_admin_stop(&svc->admin);
     sr_metrics_destroy(&svc->metrics);
     sr_loop_destroy(&svc->loop);
-    if (svc->signal_fd > 0)
-        close(svc->signal_fd);
     if (svc->zctx)
         zmq_ctx_term(svc->zctx);
+}
+
+/* s_check_common - the common settings that need more than their table row: the log level's
+ * name and the bus key's shape */
+static int s_check_common(const sr_common_config_t *cc, sr_log_level_t *level, char *err,
+                          size_t errlen)
+{
+    if (sr_log_level_parse(cc->log_level, level) < 0) {
+        snprintf(err, errlen, "SR_LOG_LEVEL: \"%s\" is not debug, info, warn or error",
+                 cc->log_level);
+        return -1;
+    }
+    const char *problem =
+        cc->bus_server_key && cc->bus_server_key[0] ? sr_bus_key_problem(cc->bus_server_key) : NULL;
+    if (problem) {
+        snprintf(err, errlen, "SR_BUS_SERVER_KEY: %s", problem);
+        return -1;
+    }
+    return 0;
 }
 
 int sr_service_main(int argc, char **argv, const sr_service_def_t *def)
 {
     char port_default[8];
     snprintf(port_default, sizeof port_default, "%u", def->admin_port);
-    sr_service_t svc = {.def = def, .signal_fd = -1, .bus_complaint = SR_COMPLAINT_INIT("bus")};
+    sr_service_t svc = {.def = def, .bus_complaint = SR_COMPLAINT_INIT("bus")};
     svc.table = s_build_table(def, port_default);
     int rc = s_parse_args(argc, argv, def, svc.table);
     if (rc) {
@@ -333,9 +392,8 @@ int sr_service_main(int argc, char **argv, const sr_service_def_t *def)
     char err[512];
     sr_log_level_t level;
     if (sr_config_load(svc.table, svc.config, err, sizeof err) < 0 ||
-        (sr_log_level_parse(sr_service_common(&svc)->log_level, &level) < 0 &&
-         snprintf(err, sizeof err, "SR_LOG_LEVEL: \"%s\" is not debug, info, warn or error",
-                  sr_service_common(&svc)->log_level) > 0)) {
+        s_check_common(sr_service_common(&svc), &level, err, sizeof err) < 0 ||
+        (def->check_config && def->check_config(sr_service_config(&svc), err, sizeof err) < 0)) {
         fprintf(stderr, "sr-%s: configuration: %s\n", def->name, err);
         sr_config_free(svc.table, svc.config);
         free(svc.config);
@@ -354,9 +412,11 @@ int sr_service_main(int argc, char **argv, const sr_service_def_t *def)
     sr_log_set_level(level);
     sr_config_log(svc.table, svc.config);
 
-    rc = s_start(&svc);
-    if (rc == 0 && sr_loop_run(svc.loop) < 0)
-        rc = 1;
+    rc = s_catch_signals() < 0 ? 1 : s_start(&svc);
+    if (rc == 0) {
+        s_loop_running = 1;
+        rc = sr_loop_run(svc.loop) < 0 ? 1 : svc.exit_code;
+    }
     s_shutdown(&svc);
     sr_info("stopped", "exit=%d", rc);
     sr_config_free(svc.table, svc.config);

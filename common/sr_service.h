@@ -12,8 +12,9 @@
  *          or SR_DRAIN_TIMEOUT passes; a second signal exits at once;
  *   fini   last, to free what init made.
  *
- * Exit status: 0 after a clean stop, 1 when the environment is broken at start-up (port taken,
- * database unreachable after retries), 2 for a bad configuration value or argument.
+ * Exit status: 0 after a clean stop; 1 when the environment is broken at start-up (port taken,
+ * database unreachable after retries) or when a second signal or the drain timeout cut the
+ * drain short; 2 for a bad configuration value or argument.
  */
 #ifndef SR_SERVICE_H
 #define SR_SERVICE_H
@@ -39,20 +40,21 @@ enum {
 
 /* the settings every daemon shares, from the common configuration table */
 typedef struct {
-    char *instance;       /* SR_INSTANCE */
-    char *log_level;      /* SR_LOG_LEVEL */
-    char *admin_addr;     /* SR_ADMIN_ADDR */
-    int64_t admin_port;   /* SR_ADMIN_PORT */
-    char *db_url;         /* SR_DB_URL */
-    int64_t db_attempts;  /* SR_DB_CONNECT_ATTEMPTS */
-    char *bus_pub;        /* SR_BUS_PUB */
-    char *bus_sub;        /* SR_BUS_SUB */
-    char *bus_server_key; /* SR_BUS_SERVER_KEY */
-    int64_t bus_hwm;      /* SR_BUS_HWM */
-    int64_t bus_max_msg;  /* SR_BUS_MAX_MSG */
-    int64_t cron_ms;      /* SR_CRON_INTERVAL */
-    int64_t drain_ms;     /* SR_DRAIN_TIMEOUT */
-    char *config_file;    /* SR_CONFIG_FILE (read by sr_config_load itself) */
+    char *instance;         /* SR_INSTANCE */
+    char *log_level;        /* SR_LOG_LEVEL */
+    char *admin_addr;       /* SR_ADMIN_ADDR */
+    int64_t admin_port;     /* SR_ADMIN_PORT */
+    char *db_url;           /* SR_DB_URL */
+    int64_t db_attempts;    /* SR_DB_CONNECT_ATTEMPTS */
+    char *bus_pub;          /* SR_BUS_PUB */
+    char *bus_sub;          /* SR_BUS_SUB */
+    char *bus_server_key;   /* SR_BUS_SERVER_KEY */
+    int64_t bus_hwm;        /* SR_BUS_HWM */
+    int64_t bus_max_msg;    /* SR_BUS_MAX_MSG */
+    int64_t cron_ms;        /* SR_CRON_INTERVAL */
+    int64_t drain_ms;       /* SR_DRAIN_TIMEOUT */
+    int64_t outbox_keep_ms; /* SR_OUTBOX_RETENTION */
+    char *config_file;      /* SR_CONFIG_FILE (read by sr_config_load itself) */
 } sr_common_config_t;
 
 typedef struct sr_service_t sr_service_t;
@@ -69,7 +71,10 @@ typedef struct {
     size_t migration_count;
     const sr_config_entry_t *config; /* the daemon's own table, or NULL */
     size_t config_size;              /* sizeof the daemon's config struct */
-    int (*init)(sr_service_t *svc);  /* 0 ok; -1 stops start-up with exit 1 */
+    /* check_config - settings that are each valid but wrong (a malformed key, a pair that
+     * conflicts): 0 ok, -1 with a message naming the variable in err; start-up exits 2 */
+    int (*check_config)(const void *config, char *err, size_t errlen);
+    int (*init)(sr_service_t *svc); /* 0 ok; -1 stops start-up with exit 1 */
     void (*cron)(sr_service_t *svc);
     int (*drain)(sr_service_t *svc); /* 1 when drained; NULL = nothing to drain */
     void (*fini)(sr_service_t *svc);

@@ -34,6 +34,17 @@ prepare_dir() {
   fi
 }
 
+# ready DIR PORT - the server answers within 5 s (a postmaster just killed may linger a moment
+# as a zombie that pg_ctl still counts as running)
+ready() {
+  local i
+  for i in $(seq 1 50); do
+    "$PGBIN/pg_isready" -q -h "$1/run" -p "$2" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 cmd=${1:-}
 case "$cmd" in
   start)
@@ -45,11 +56,11 @@ case "$cmd" in
         || { echo "pg: initdb failed, see $dir/initdb.log" >&2; exit 1; }
       as_pg mkdir -p "$dir/run"
     fi
-    if as_pg "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    if as_pg "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 && ready "$dir" "$port"; then
       echo "pg: already running in $dir"
     else
       as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start \
-        -o "-p $port -k $dir/run -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=${SR_PG_FSYNC:-on} -c shared_buffers=${SR_PG_SHARED_BUFFERS:-256MB}" >/dev/null \
+        -o "-p $port -k $dir/run -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=${SR_PG_FSYNC:-on} -c shared_buffers=${SR_PG_SHARED_BUFFERS:-256MB}" >/dev/null 2>&1 \
         || { echo "pg: start failed, see $dir/postgres.log" >&2; tail -5 "$dir/postgres.log" >&2; exit 1; }
     fi
     psql=("$PGBIN/psql" -h "$dir/run" -p "$port" -U postgres -d postgres -qAtX -v ON_ERROR_STOP=1)

@@ -6,16 +6,24 @@
 #   deploy/run.sh stop     SIGTERM every daemon (they drain), then stop PostgreSQL
 #   deploy/run.sh status   what runs, with health
 #
-# Environment: SR_DB_URL (use this database instead of the embedded one), SR_VAR_DIR (default
-# ./var: pg/, log/, run/), SR_PG_PORT (default 7432), SR_PORT_OFFSET (added to every port, to
-# run a second copy beside the first, as the tests do), SR_BIN_DIR (default build/bin).
-# Anything else SR_* is passed to the daemons as it is.
+# Environment (give status and stop the same values as start):
+#   SR_DB_URL       use this database instead of the embedded one
+#   SR_PORT_OFFSET  added to every port (PostgreSQL, admin, bus), to run a second copy beside the
+#                   first; that copy keeps its files in var/offset-N unless SR_VAR_DIR says else
+#   SR_VAR_DIR      pg/, log/ and run/ (default ./var)
+#   SR_PG_PORT      the embedded PostgreSQL's port before the offset (default 7432)
+#   SR_BIN_DIR      the daemons (default build/bin)
+# run.sh sets each daemon's SR_ADMIN_PORT and the bus endpoints itself; every other SR_* setting
+# in the environment reaches the daemons as it is.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-var=${SR_VAR_DIR:-$root/var}
-bin=${SR_BIN_DIR:-$root/build/bin}
 offset=${SR_PORT_OFFSET:-0}
+case "$offset" in
+  '' | *[!0-9]*) echo "run: SR_PORT_OFFSET must be a whole number, not '$offset'" >&2; exit 2 ;;
+esac
+if [ "$offset" -eq 0 ]; then var=${SR_VAR_DIR:-$root/var}; else var=${SR_VAR_DIR:-$root/var/offset-$offset}; fi
+bin=${SR_BIN_DIR:-$root/build/bin}
 pg_port=$(( ${SR_PG_PORT:-7432} + offset ))
 external_db=${SR_DB_URL:+yes}
 mkdir -p "$var/log" "$var/run"
@@ -44,14 +52,24 @@ running() { # running NAME - pid file names a live sr-NAME
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q "sr-$1" "/proc/$pid/cmdline" 2>/dev/null
 }
 
-wait_healthy() { # wait_healthy URL SECONDS
-  local i
-  for i in $(seq 1 $(($2 * 10))); do
-    curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
+# wait_healthy NAME PORT SECONDS - 0 once the daemon answers /healthz with 200; 1 when it exited
+# (its status in $exit_status) or did not get healthy in time
+wait_healthy() {
+  local pid i
+  pid=$(cat "$var/run/$1.pid")
+  exit_status=
+  for i in $(seq 1 $(($3 * 10))); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null && exit_status=0 || exit_status=$?
+      return 1
+    fi
+    curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$2/healthz" 2>/dev/null && return 0
     sleep 0.1
   done
   return 1
 }
+
+port_busy() { [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
 
 start() {
   if [ -z "$(daemons)" ]; then echo "run: no daemons in $bin; run make first" >&2; exit 1; fi
@@ -70,17 +88,29 @@ start() {
       echo "run: sr-$n already running (pid $(cat "$var/run/$n.pid"))"
       continue
     fi
+    if port_busy "$port"; then
+      echo "run: sr-$n not started: another process listens on its admin port $port" >&2
+      failed=1
+      continue
+    fi
     SR_ADMIN_PORT=$port nohup "$bin/sr-$n" >>"$var/log/$n.log" 2>&1 </dev/null &
     echo $! >"$var/run/$n.pid"
-    if ! wait_healthy "http://127.0.0.1:$port/healthz" 30; then
-      echo "run: sr-$n did not become healthy; last lines of $var/log/$n.log:" >&2
-      tail -n 15 "$var/log/$n.log" >&2
+    if ! wait_healthy "$n" "$port" 30; then
+      if [ -n "$exit_status" ]; then
+        echo "run: sr-$n exited with status $exit_status; last lines of $var/log/$n.log:" >&2
+      else
+        echo "run: sr-$n did not become healthy in 30 s; last lines of $var/log/$n.log:" >&2
+      fi
+      tail -n 5 "$var/log/$n.log" >&2
       failed=1
     fi
   done
   echo
   status
-  [ $failed -eq 0 ]
+  if [ $failed -ne 0 ]; then
+    echo "run: some daemons did not start; what did start is still running ('make stop' ends it)" >&2
+    exit 1
+  fi
 }
 
 stop() {

@@ -21,6 +21,7 @@ typedef struct {
 
 extern const sr_config_entry_t busd_config[];
 
+int busd_check_config(const void *config, char *err, size_t errlen);
 int busd_init(sr_service_t *svc);
 void busd_fini(sr_service_t *svc);
 int busd_command(int argc, char **argv);

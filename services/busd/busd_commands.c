@@ -39,6 +39,7 @@ int busd_command(int argc, char **argv)
         return s_keygen();
     if (argc == 1 && strcmp(argv[0], "topics") == 0)
         return s_topics();
-    fprintf(stderr, "usage: sr-busd keygen | sr-busd topics\n");
+    fprintf(stderr, "sr-busd: unknown command '%s'\nusage: sr-busd keygen | sr-busd topics\n",
+            argv[0]);
     return 2;
 }

@@ -16,7 +16,8 @@
 #include <string.h>
 #include <zmq.h>
 
-#define OFF(field) offsetof(busd_config_t, field)
+#define OFF(field)        offsetof(busd_config_t, field)
+#define FORWARD_BATCH_MAX 10000
 
 const sr_config_entry_t busd_config[] = {
     {"SR_BUSD_FRONTEND", SR_CFG_STR, "tcp://127.0.0.1:7601", 0, 0, OFF(frontend),
@@ -27,6 +28,17 @@ const sr_config_entry_t busd_config[] = {
      "CURVE secret key (Z85, from `sr-busd keygen`); empty = plain TCP"},
     {NULL},
 };
+
+int busd_check_config(const void *config, char *err, size_t errlen)
+{
+    const busd_config_t *cfg = config;
+    const char *problem = cfg->curve_secret[0] ? sr_bus_key_problem(cfg->curve_secret) : NULL;
+    if (problem) {
+        snprintf(err, errlen, "SR_BUSD_CURVE_SECRET: %s", problem);
+        return -1;
+    }
+    return 0;
+}
 
 typedef struct {
     sr_service_t *svc;
@@ -86,10 +98,13 @@ static void s_count_subscription(busd_t *self, const zmq_msg_t *frame)
         sr_counter_inc(data[0] == 1 ? self->subscribes : self->unsubscribes);
 }
 
+/* s_on_frontend - forward a bounded batch, so a flood cannot starve the cron and signals; the
+ * loop polls again at once while messages wait */
 static void s_on_frontend(void *arg)
 {
     busd_t *self = arg;
-    while (s_pass(self, self->frontend, self->backend, s_count_topic))
+    for (int i = 0;
+         i < FORWARD_BATCH_MAX && s_pass(self, self->frontend, self->backend, s_count_topic); i++)
         sr_counter_inc(self->messages);
 }
 

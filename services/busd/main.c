@@ -12,6 +12,7 @@ static const sr_service_def_t busd = {
     .admin_port = 7600,
     .config = busd_config,
     .config_size = sizeof(busd_config_t),
+    .check_config = busd_check_config,
     .init = busd_init,
     .fini = busd_fini,
 };

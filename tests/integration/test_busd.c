@@ -220,6 +220,9 @@ static void test_command_line_and_config_errors(void **state)
     assert_int_equal(s_run("--bogus", none, &out), 2);
     assert_non_null(strstr(out, "unknown argument '--bogus'"));
     free(out);
+    assert_int_equal(s_run("bogus", none, &out), 2);
+    assert_non_null(strstr(out, "unknown command 'bogus'"));
+    free(out);
     assert_int_equal(s_run("keygen", none, &out), 0);
     char secret[64], public_key[64];
     assert_int_equal(
@@ -237,6 +240,8 @@ static void test_command_line_and_config_errors(void **state)
         {"SR_LOG_LEVEL=chatty", "SR_LOG_LEVEL"},
         {"SR_CRON_INTERVAL=5 parsecs", "SR_CRON_INTERVAL"},
         {"SR_BUS_MAX_MSG=12Q", "SR_BUS_MAX_MSG"},
+        {"SR_BUSD_CURVE_SECRET=short", "SR_BUSD_CURVE_SECRET: not 40 characters long"},
+        {"SR_BUSD_CURVE_SECRET=%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%", "not Z85 text"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *env[] = {(char *)bad[i].env, NULL};

@@ -9,7 +9,8 @@ work=$SR_TEST_TMP/compose
 mkdir -p "$work"
 fail() { echo "FAIL: $*"; exit 1; }
 
-docker-compose -f "$root/docker-compose.yml" config >"$work/compose.yml" || fail "compose config"
+SR_DB_PASSWORD=compose-test docker-compose -f "$root/docker-compose.yml" config >"$work/compose.yml" \
+  || fail "compose config"
 
 # one line per service built from our image: name, then command and environment, tab-separated
 /usr/bin/python3 - "$work/compose.yml" >"$work/services.tsv" <<'PY'

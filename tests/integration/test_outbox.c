@@ -284,6 +284,10 @@ static void test_put_refuses_bad_input(void **state)
                      -1);
     sr_db_rollback(f->db);
     free(huge);
+    /* outside a transaction the seq would commit apart from its row */
+    order.order_id = "o-autocommit";
+    assert_int_equal(sr_outbox_put(f->db, "t_outbox", "test-1", TOPIC, &order.base, NULL, NULL),
+                     -1);
     assert_int_equal(s_count(f->db, "SELECT count(*) FROM t_outbox.outbox"), 0);
     assert_int_equal(s_count(f->db, "SELECT last FROM t_outbox.outbox_seq"), 0);
 }
@@ -442,6 +446,25 @@ static void test_publish_through_bus(void **state)
     sr_arena_destroy(&arena);
 }
 
+/* prune deletes only rows that are published and older than what is kept */
+static void test_prune_keeps_unpublished_and_recent(void **state)
+{
+    fixture_t *f = *state;
+    s_fresh_schema(f->db, "t_outbox");
+    s_put_n(f->db, "t_outbox", 1, 5);
+    sr_outbox_pub_t *pub = sr_outbox_pub_new(f->db, "t_outbox", f->bus.pub);
+    assert_int_equal(sr_outbox_pub_prune(pub, 0), 0); /* not publishing yet: not pruning */
+    assert_int_equal(sr_outbox_pub_flush(pub), 5);
+    s_put_n(f->db, "t_outbox", 6, 2);
+    sr_test_db_exec(f->db, "UPDATE t_outbox.outbox SET created_at = now() - interval '2 hours'");
+    assert_int_equal(sr_outbox_pub_prune(pub, 3 * 3600 * 1000), 0);
+    assert_int_equal(sr_outbox_pub_prune(pub, 3600 * 1000), 5);
+    assert_int_equal(s_count(f->db, "SELECT min(seq) FROM t_outbox.outbox"), 6);
+    assert_int_equal(s_count(f->db, "SELECT count(*) FROM t_outbox.outbox"), 2);
+    assert_int_equal(sr_outbox_pub_flush(pub), 2);
+    sr_outbox_pub_destroy(&pub);
+}
+
 static void test_gaps_duplicates_and_lost_last(void **state)
 {
     fixture_t *f = *state;
@@ -565,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_put_rolled_back_leaves_no_hole),
         cmocka_unit_test(test_concurrent_puts_commit_order),
         cmocka_unit_test(test_publish_through_bus),
+        cmocka_unit_test(test_prune_keeps_unpublished_and_recent),
         cmocka_unit_test(test_gaps_duplicates_and_lost_last),
         cmocka_unit_test(test_one_publisher_per_schema),
     };

@@ -45,4 +45,11 @@ pgrep -f "$SR_TEST_BIN/sr-" && fail "daemons left running after stop"
 pgrep -f "$SR_VAR_DIR/pg" && fail "PostgreSQL left running after stop"
 grep -q "PostgreSQL  stopped" <<<"$("$root/deploy/run.sh" status)" || fail "status after stop"
 grep -q "event=drained" "$SR_VAR_DIR/log/busd.log" || fail "busd did not drain on stop"
-echo "1 passed, 0 failed"
+# a daemon that cannot start fails `run.sh start` at once with its exit status
+t0=$SECONDS
+if bad=$(SR_LOG_LEVEL=loud "$root/deploy/run.sh" start 2>&1); then fail "start with a bad setting succeeded"; fi
+grep -qF "run: sr-busd exited with status 2" <<<"$bad" || fail "bad setting not reported: $bad"
+grep -qF 'SR_LOG_LEVEL: "loud" is not debug, info, warn or error' <<<"$bad" || fail "log tail missing"
+[ $((SECONDS - t0)) -lt 15 ] || fail "a failing daemon took $((SECONDS - t0)) s to report"
+"$root/deploy/run.sh" stop
+echo "2 passed, 0 failed"

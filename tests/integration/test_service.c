@@ -236,6 +236,7 @@ static void test_second_signal_stops_at_once(void **state)
     assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still draining */
     int status = sr_test_stop(pid, SIGTERM, 1000);
     assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1); /* the drain was cut short */
     char *text = sr_test_read_file(log, NULL);
     assert_non_null(strstr(text, "event=stop_now"));
     free(text);

@@ -173,6 +173,29 @@ static void test_healthz(void **state)
     sr_metrics_destroy(&m);
 }
 
+/* a loop that stops beating turns the last checks stale: 503 naming the loop */
+static void test_heartbeat(void **state)
+{
+    (void)state;
+    sr_admin_t *a = sr_admin_start("127.0.0.1", 0, NULL);
+    assert_non_null(a);
+    uint16_t port = sr_admin_port(a);
+    sr_admin_set_check(a, "db", 1, "");
+    sr_admin_heartbeat(a, 200);
+    s_expect("GET", port, "/healthz", 200, "application/json",
+             "{\"status\":\"ok\",\"checks\":{\"db\":\"ok\"}}");
+    sr_test_sleep_ms(400);
+    char url[64], *body = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/healthz", port);
+    assert_int_equal(sr_test_http_get(url, &body), 503);
+    assert_non_null(strstr(body, "\"db\":\"ok\",\"loop\":\"down: no heartbeat for "));
+    free(body);
+    sr_admin_heartbeat(a, 200);
+    s_expect("GET", port, "/healthz", 200, "application/json",
+             "{\"status\":\"ok\",\"checks\":{\"db\":\"ok\"}}");
+    sr_admin_stop(&a);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -322,9 +345,10 @@ int main(void)
 {
     assert_int_equal(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_metrics),    cmocka_unit_test(test_healthz),
-        cmocka_unit_test(test_errors),     cmocka_unit_test(test_keep_alive),
-        cmocka_unit_test(test_port_taken), cmocka_unit_test(test_stop_idempotent),
+        cmocka_unit_test(test_metrics),         cmocka_unit_test(test_healthz),
+        cmocka_unit_test(test_heartbeat),       cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_keep_alive),      cmocka_unit_test(test_port_taken),
+        cmocka_unit_test(test_stop_idempotent),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
