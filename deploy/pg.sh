@@ -72,14 +72,14 @@ case "$cmd" in
     fi
     ;;
   stop)
-    dir=$2
+    dir=$(realpath -m "$2") # through the link: the postgres user may not reach the link itself
     [ -f "$dir/data/PG_VERSION" ] || exit 0
     if as_pg "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
       as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
     fi
     ;;
   status)
-    dir=$2
+    dir=$(realpath -m "$2")
     [ -f "$dir/data/PG_VERSION" ] && as_pg "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
     ;;
   url)
