@@ -112,13 +112,13 @@ $(BUILD)/bin/sr-%: $(BUILD)/obj/services/%/main.o $(BUILD)/lib/libsr-%.a $(LIBSR
 	$(CC) $(WARN) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 # --- tests -----------------------------------------------------------------------------------
-TEST_CPP := -I$(BUILD)/gen/test -Itests/support
+TEST_CPP := -I$(BUILD)/gen/test -Itests/support $(addprefix -Iservices/,$(SERVICES))
 
 $(BUILD)/tests/unit/common/%: $(BUILD)/obj/tests/unit/common/%.o $(LIBSRTEST) $(LIBSR)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $$(BUILD)/lib/libsr-$$(patsubst %/,%,$$(dir $$*)).a $(LIBSRTEST) $(LIBSR)
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $$(BUILD)/lib/libsr-$$(firstword $$(subst /, ,$$*)).a $(LIBSRTEST) $(LIBSR)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 

@@ -33,7 +33,8 @@ daemons() {
   [ -x "$bin/sr-busd" ] && echo busd
   for b in "$bin"/sr-*; do
     n=${b##*/sr-}
-    [ -x "$b" ] && [ "$n" != busd ] && echo "$n"
+    case $n in busd | collect) continue ;; esac # collect: a one-shot command, not a daemon
+    [ -x "$b" ] && echo "$n"
   done
   return 0
 }
@@ -81,6 +82,7 @@ start() {
   export SR_BUSD_BACKEND=${SR_BUSD_BACKEND:-tcp://127.0.0.1:$((7602 + offset))}
   export SR_BUS_PUB=${SR_BUS_PUB:-tcp://127.0.0.1:$((7601 + offset))}
   export SR_BUS_SUB=${SR_BUS_SUB:-tcp://127.0.0.1:$((7602 + offset))}
+  export SR_SIMD_PORT=${SR_SIMD_PORT:-$((7700 + offset))}
   local n port failed=0
   for n in $(daemons); do
     port=$(admin_port "$n")
@@ -156,6 +158,9 @@ status() {
     fi
   done
   echo "bus         publishers -> tcp://127.0.0.1:$((7601 + offset))   subscribers -> tcp://127.0.0.1:$((7602 + offset))"
+  if [ -x "$bin/sr-simd" ]; then
+    echo "platforms   simulated by sr-simd: http://127.0.0.1:${SR_SIMD_PORT:-$((7700 + offset))}/rooms"
+  fi
   echo "logs        $var/log/"
 }
 

@@ -44,8 +44,9 @@ while IFS=$'\t' read -r name command check envs; do
     kv=${kv//0.0.0.0/127.0.0.1}
     env_args+=("$kv")
   done
-  for port in $(printf '%s\n' "${env_args[@]}" | grep -oE '(:|PORT=)[0-9]{4,5}$' | tr -d ':PORT='); do
-    [ "$port" = "$SR_TEST_PG_PORT" ] && continue
+  for kv in "${env_args[@]}"; do # the ports this service listens on must be free
+    case ${kv%%=*} in *_PORT | *_BIND | *_FRONTEND | *_BACKEND) ;; *) continue ;; esac
+    port=$(grep -oE '[0-9]{2,5}$' <<<"$kv") || continue
     [ -z "$(ss -Htln "sport = :$port")" ] || fail "port $port is in use (is 'make run' up? run 'make stop')"
   done
   echo "starting $name: ${cmd[*]} with ${#env_args[@]} variables"
