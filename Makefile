@@ -9,6 +9,7 @@
 #   tests/unit/NAME/test_*.c      -> one cmocka binary each, linked with libsr-NAME.a too
 #   tests/integration/test_*.c    -> one cmocka binary each (needs PostgreSQL, see tests/run.sh)
 #   tests/support/*.c             -> $(BUILD)/lib/libsrtest.a     (helpers for tests)
+#   tests/bench/*.c               -> $(BUILD)/tests/bench/NAME    (`make bench-*`, release build)
 # `make test` builds everything again in build/asan with ASan + UBSan and runs tests/run.sh.
 
 BUILD    ?= build
@@ -52,7 +53,7 @@ TEST_GEN_C  := $(patsubst %.proto,$(BUILD)/gen/test/%.pb-c.c,$(notdir $(TEST_PRO
 
 
 .SECONDEXPANSION:
-.PHONY: all deps check-deps check-build-deps test tests-build run stop status bench format format-check clean
+.PHONY: all deps check-deps check-build-deps test tests-build run stop status bench bench-ingest format format-check clean
 .SECONDARY:
 
 all: check-build-deps $(BINS)
@@ -148,8 +149,15 @@ stop:
 status:
 	@deploy/run.sh status
 
-bench: all
-	@echo "no benchmarks yet: each later bench-* target is listed here"
+# --- benchmarks: release build, each bench-* starts its own PostgreSQL and processes ---------
+bench: all bench-ingest
+
+$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/lib/libsr-ingestd.a $(LIBSR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+bench-ingest: all $(BUILD)/tests/bench/bench_ingest
+	tests/bench/bench-ingest.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -307,6 +307,9 @@ static int s_start(sr_service_t *svc)
     if (!svc->admin)
         return 1;
     if (def->needs & SR_NEEDS_DB) {
+        /* /healthz says 503 until the schema is migrated, so nobody takes a daemon still
+         * connecting for a working one */
+        sr_admin_set_check(svc->admin, "db", 0, "connecting");
         char app[80];
         snprintf(app, sizeof app, "sr-%s", def->name);
         svc->db = sr_db_connect(cc->db_url, app, (int)cc->db_attempts, 5000);

@@ -28,12 +28,13 @@ pg_port=$(( ${SR_PG_PORT:-7432} + offset ))
 external_db=${SR_DB_URL:+yes}
 mkdir -p "$var/log" "$var/run"
 
-# daemons in start order: busd first, the rest as they exist
+# daemons in start order: busd, the platform simulator ingestd polls, then the rest
 daemons() {
-  [ -x "$bin/sr-busd" ] && echo busd
+  local n
+  for n in busd simd; do [ -x "$bin/sr-$n" ] && echo "$n"; done
   for b in "$bin"/sr-*; do
     n=${b##*/sr-}
-    case $n in busd | collect) continue ;; esac # collect: a one-shot command, not a daemon
+    case $n in busd | simd | collect) continue ;; esac # collect: a one-shot command, not a daemon
     [ -x "$b" ] && echo "$n"
   done
   return 0
@@ -83,6 +84,11 @@ start() {
   export SR_BUS_PUB=${SR_BUS_PUB:-tcp://127.0.0.1:$((7601 + offset))}
   export SR_BUS_SUB=${SR_BUS_SUB:-tcp://127.0.0.1:$((7602 + offset))}
   export SR_SIMD_PORT=${SR_SIMD_PORT:-$((7700 + offset))}
+  export SR_INGEST_COLLECTOR_BIND=${SR_INGEST_COLLECTOR_BIND:-tcp://127.0.0.1:$((7620 + offset))}
+  if [ -x "$bin/sr-simd" ]; then # ingestd polls every room the simulator plays
+    export SR_INGEST_PLATFORM_URL=${SR_INGEST_PLATFORM_URL:-http://127.0.0.1:$SR_SIMD_PORT}
+    export SR_INGEST_POLL_ROOMS=${SR_INGEST_POLL_ROOMS:-discover}
+  fi
   local n port failed=0
   for n in $(daemons); do
     port=$(admin_port "$n")
@@ -157,6 +163,9 @@ status() {
       printf 'sr-%-8s stopped\n' "$n"
     fi
   done
+  if [ -x "$bin/sr-ingestd" ]; then
+    echo "collectors  sr-collect --endpoints tcp://127.0.0.1:$((7620 + offset)) (proto/collector.proto)"
+  fi
   echo "bus         publishers -> tcp://127.0.0.1:$((7601 + offset))   subscribers -> tcp://127.0.0.1:$((7602 + offset))"
   if [ -x "$bin/sr-simd" ]; then
     echo "platforms   simulated by sr-simd: http://127.0.0.1:${SR_SIMD_PORT:-$((7700 + offset))}/rooms"

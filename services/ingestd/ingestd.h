@@ -11,7 +11,9 @@
  *
  * Files: main.c (the definition), ingestd_collector.c (socket, queue, flush, acks, metrics),
  * ingestd_check.c (batch validation), ingestd_copy.c (the PGCOPY binary encoder), ingestd_publish.c
- * (metric.room rate limit), migrations/001_tables.sql (schema metrics, partition upkeep).
+ * (metric.room rate limit), ingestd_sources.c (the platform poller and room discovery, feeding
+ * the same queue), ingestd_poll.c / ingestd_platform*.c (libcurl poller, JSON connectors),
+ * migrations/001_tables.sql (schema metrics, partition upkeep).
  */
 #ifndef INGESTD_H
 #define INGESTD_H
@@ -34,6 +36,11 @@ typedef struct {
     int64_t retention_days;     /* SR_INGEST_RETENTION_DAYS */
     int64_t rollup_interval_ms; /* SR_INGEST_ROLLUP_INTERVAL */
     int64_t rollup_lookback_ms; /* SR_INGEST_ROLLUP_LOOKBACK */
+    char *platform_url;         /* SR_INGEST_PLATFORM_URL, "" = no polling */
+    char *poll_rooms;           /* SR_INGEST_POLL_ROOMS: "platform:room,..." or "discover" */
+    int64_t poll_interval_ms;   /* SR_INGEST_POLL_INTERVAL */
+    int64_t poll_timeout_ms;    /* SR_INGEST_POLL_TIMEOUT */
+    char *platform_token;       /* SR_INGEST_PLATFORM_TOKEN: sent, never logged */
 } ingestd_config_t;
 
 extern const sr_config_entry_t ingestd_config[];
@@ -41,10 +48,38 @@ extern const sr_config_entry_t ingestd_config[];
 extern const sr_migration_t ingestd_migrations[];
 extern const size_t ingestd_migrations_count;
 
+int ingestd_check_config(const void *config, char *err, size_t errlen);
 int ingestd_init(sr_service_t *svc);
 void ingestd_cron(sr_service_t *svc);
 int ingestd_drain(sr_service_t *svc);
 void ingestd_fini(sr_service_t *svc);
+
+/* ingestd_enqueue_sample - queue one polled sample (copied) for the next flush, stored like a
+ * collector's rows but without a metrics.batches row or an ack; 0, or -1 when the queue is full
+ * (the caller counts the drop) */
+int ingestd_enqueue_sample(sr_service_t *svc, const Sr__RoomSample *sample);
+
+/* --- ingestd_sources: polling the platforms (ingestd_poll.h) into the queue --------------- */
+
+typedef struct ingestd_sources_t ingestd_sources_t;
+
+/* ingestd_sources_new - for a set SR_INGEST_PLATFORM_URL: the poller on the service loop with
+ * the configured rooms, or with discovery of <url>/rooms started; NULL (logged) on failure */
+ingestd_sources_t *ingestd_sources_new(sr_service_t *svc);
+void ingestd_sources_destroy(ingestd_sources_t **self_p);
+
+/* ingestd_room_list_t - SR_INGEST_POLL_ROOMS parsed: "discover", or pairs */
+typedef struct {
+    int discover;
+    size_t count;
+    char **platforms, **rooms; /* count each, owned */
+} ingestd_room_list_t;
+
+/* ingestd_room_list_parse - "douyin:7312,channels:sph..." (spaces around entries allowed) or
+ * "discover" into *out; -1 with the bad entry in err (a known platform, a non-empty room id
+ * without spaces or control characters, no entry twice); *out is empty then */
+int ingestd_room_list_parse(const char *text, ingestd_room_list_t *out, char *err, size_t errlen);
+void ingestd_room_list_free(ingestd_room_list_t *list);
 
 /* --- ingestd_check: what a batch must satisfy before it is queued -------------------------- */
 

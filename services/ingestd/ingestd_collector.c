@@ -7,6 +7,12 @@
  * acks go out only after its COMMIT. While PostgreSQL is down the queue grows up to
  * SR_INGEST_QUEUE_MAX_ROWS and further batches are answered BUSY; collectors keep every unacked
  * batch, so nothing queued here is lost when the process dies.
+ *
+ * Samples polled from the platforms (ingestd_sources.c) join the same queue through
+ * ingestd_enqueue_sample: they gather in "polled" entries that have no collector, so they get no
+ * metrics.batches row and no ack, and a crash loses at most the samples of one flush interval
+ * (the next poll brings the rooms' newer numbers anyway). After a commit, metric.room goes out
+ * for the newest sample per room and order.<status> for every order stored.
  */
 #include "ingestd.h"
 
@@ -27,6 +33,7 @@
 #define PARTITION_EVERY_MS  (3600 * 1000)
 #define PARTITION_RETRY_MS  (60 * 1000)
 #define PUBLISH_INTERVAL_MS 1000
+#define POLLED_PER_ENTRY    256 /* polled samples gathered into one queue entry */
 #define ROLLUP_SQL                                                                                 \
     "SELECT metrics.roll_minutes(date_trunc('minute', now()) - $1::bigint * interval '1 ms', "     \
     "date_trunc('minute', now()))"
@@ -54,6 +61,17 @@ const sr_config_entry_t ingestd_config[] = {
      "how often metrics.room_minutes is brought up to date"},
     {"SR_INGEST_ROLLUP_LOOKBACK", SR_CFG_DURATION, "5m", 60000, 86400000, OFF(rollup_lookback_ms),
      "closed minutes recomputed each time, so rows that arrive late are counted"},
+    {"SR_INGEST_PLATFORM_URL", SR_CFG_STR, "", 0, 0, OFF(platform_url),
+     "base URL of the platforms' live-data APIs (http:// or https://); empty = no polling"},
+    {"SR_INGEST_POLL_ROOMS", SR_CFG_STR, "", 0, 0, OFF(poll_rooms),
+     "rooms to poll: \"douyin:ROOM,channels:ROOM,kuaishou:ROOM\", or \"discover\" for every "
+     "room listed by GET <url>/rooms (at start-up and every minute)"},
+    {"SR_INGEST_POLL_INTERVAL", SR_CFG_DURATION, "3s", 10, 3600000, OFF(poll_interval_ms),
+     "how often each room is polled"},
+    {"SR_INGEST_POLL_TIMEOUT", SR_CFG_DURATION, "2s", 10, 600000, OFF(poll_timeout_ms),
+     "one platform request, connecting included"},
+    {"SR_INGEST_PLATFORM_TOKEN", SR_CFG_SECRET, "", 0, 0, OFF(platform_token),
+     "sent to the platforms as \"Authorization: Bearer <token>\"; never logged"},
     {NULL},
 };
 
@@ -63,7 +81,8 @@ typedef struct {
     sr_arena_t *arena; /* holds batch */
     Sr__CollectorBatch *batch;
     size_t rows;
-    int is_new; /* set during a flush: not in metrics.batches before */
+    int is_new; /* set during a flush: not in metrics.batches before; always for polled */
+    int polled; /* samples from ingestd_sources: no collector, no batches row, no ack */
 } entry_t;
 
 typedef enum { REJ_GARBAGE, REJ_OVERSIZE, REJ_INVALID, REJ_FRAMES, REJ_REASONS } reject_t;
@@ -79,6 +98,7 @@ typedef struct {
     size_t count, cap, queued_rows;
     ingestd_copy_t *copy;
     ingestd_publish_t *publish;
+    ingestd_sources_t *sources;
     char *arrays[3]; /* reused array literals for the batch INSERT */
     size_t array_len[3], array_cap[3];
     size_t flushing; /* batches at the head of the queue in the flush in progress */
@@ -139,7 +159,7 @@ static int s_requeued(ingestd_t *self, const zmq_msg_t *id, const Sr__CollectorB
 {
     for (size_t i = self->count; i-- > 0;) {
         entry_t *e = &self->queue[i];
-        if (e->batch->batch_seq == batch->batch_seq &&
+        if (!e->polled && e->batch->batch_seq == batch->batch_seq &&
             strcmp(e->batch->collector_id, batch->collector_id) == 0) {
             e->id_len = zmq_msg_size(id) < sizeof e->id ? zmq_msg_size(id) : sizeof e->id;
             memcpy(e->id, zmq_msg_data((zmq_msg_t *)id), e->id_len);
@@ -147,6 +167,18 @@ static int s_requeued(ingestd_t *self, const zmq_msg_t *id, const Sr__CollectorB
         }
     }
     return 0;
+}
+
+/* s_push - a new zeroed entry at the tail of the queue */
+static entry_t *s_push(ingestd_t *self)
+{
+    if (self->count == self->cap) {
+        self->cap = self->cap ? self->cap * 2 : 256;
+        self->queue = sr_realloc(self->queue, self->cap * sizeof *self->queue);
+    }
+    entry_t *e = &self->queue[self->count++];
+    memset(e, 0, sizeof *e);
+    return e;
 }
 
 /* s_take - check one received batch and queue it, or answer it at once */
@@ -189,19 +221,39 @@ static void s_take(ingestd_t *self, zmq_msg_t *id, zmq_msg_t *body)
         sr_arena_destroy(&arena);
         return;
     }
-    if (self->count == self->cap) {
-        self->cap = self->cap ? self->cap * 2 : 256;
-        self->queue = sr_realloc(self->queue, self->cap * sizeof *self->queue);
-    }
-    entry_t *e = &self->queue[self->count++];
+    entry_t *e = s_push(self);
     e->id_len = zmq_msg_size(id) < sizeof e->id ? zmq_msg_size(id) : sizeof e->id;
     memcpy(e->id, zmq_msg_data(id), e->id_len);
     e->arena = arena;
     e->batch = batch;
     e->rows = rows;
-    e->is_new = 0;
     self->queued_rows += rows;
     sr_gauge_set(self->queue_rows, (double)self->queued_rows);
+}
+
+int ingestd_enqueue_sample(sr_service_t *svc, const Sr__RoomSample *sample)
+{
+    ingestd_t *self = sr_service_state(svc);
+    if (self->queued_rows + 1 > (uint64_t)self->cfg->queue_max_rows)
+        return -1;
+    entry_t *e = self->count ? &self->queue[self->count - 1] : NULL;
+    if (!e || !e->polled || e->batch->n_samples == POLLED_PER_ENTRY) {
+        e = s_push(self);
+        e->arena = sr_arena_new(16384);
+        e->polled = 1;
+        e->batch = sr_arena_alloc(e->arena, sizeof *e->batch);
+        sr__collector_batch__init(e->batch);
+        e->batch->samples = sr_arena_alloc(e->arena, POLLED_PER_ENTRY * sizeof *e->batch->samples);
+    }
+    Sr__RoomSample *copy = sr_arena_alloc(e->arena, sizeof *copy);
+    *copy = *sample;
+    copy->room_id = sr_arena_strdup(e->arena, sample->room_id);
+    copy->session_id = sr_arena_strdup(e->arena, sample->session_id);
+    e->batch->samples[e->batch->n_samples++] = copy;
+    e->rows++;
+    self->queued_rows++;
+    sr_gauge_set(self->queue_rows, (double)self->queued_rows);
+    return 0;
 }
 
 /* s_array_put - append text to one of the reused array literals */
@@ -288,7 +340,7 @@ static void s_mark_new(ingestd_t *self, size_t n, const char *collector_id, uint
 {
     for (size_t i = 0; i < n; i++) {
         entry_t *e = &self->queue[i];
-        if (!e->is_new && e->batch->batch_seq == seq &&
+        if (!e->polled && !e->is_new && e->batch->batch_seq == seq &&
             strcmp(e->batch->collector_id, collector_id) == 0) {
             e->is_new = 1;
             return;
@@ -321,7 +373,9 @@ static int s_flush_tx(sr_db_t *db, void *arg)
     char num[32];
     for (size_t i = 0; i < n; i++) {
         entry_t *e = &self->queue[i];
-        e->is_new = 0;
+        e->is_new = e->polled;
+        if (e->polled)
+            continue;
         s_array_add(self, 0, e->batch->collector_id);
         snprintf(num, sizeof num, "%llu", (unsigned long long)e->batch->batch_seq);
         s_array_add(self, 1, num);
@@ -351,12 +405,32 @@ static int s_flush_tx(sr_db_t *db, void *arg)
     return 0;
 }
 
-/* s_publish - metric.room for the newest sample of each room in the stored batches */
+/* s_order_topic - "order.<status>" of an OrderEvent, NULL for an unspecified status */
+static const char *s_order_topic(Sr__OrderStatus status)
+{
+    switch (status) {
+    case SR__ORDER_STATUS__ORDER_STATUS_CREATED:
+        return "order.created";
+    case SR__ORDER_STATUS__ORDER_STATUS_PAID:
+        return "order.paid";
+    case SR__ORDER_STATUS__ORDER_STATUS_CANCELLED:
+        return "order.cancelled";
+    case SR__ORDER_STATUS__ORDER_STATUS_REFUNDED:
+        return "order.refunded";
+    default: /* stored, but no consumer can act on an order without a status */
+        return NULL;
+    }
+}
+
+/* s_publish - metric.room for the newest sample of each room in the stored batches, and every
+ * stored order as order.<status> in the order the batches came */
 static void s_publish(ingestd_t *self, size_t n)
 {
     sr_bus_pub_t *pub = sr_service_pub(self->svc);
+    if (!pub)
+        return;
     int64_t now = sr_clock_mono_ms();
-    for (size_t i = n; pub && i-- > 0;) {
+    for (size_t i = n; i-- > 0;) {
         const Sr__CollectorBatch *b = self->queue[i].batch;
         if (!self->queue[i].is_new)
             continue;
@@ -364,6 +438,14 @@ static void s_publish(ingestd_t *self, size_t n)
             if (!ingestd_publish_due(self->publish, b->samples[r], now))
                 continue;
             if (sr_bus_publish(pub, "metric.room", &b->samples[r]->base, NULL) < 0)
+                sr_counter_inc(self->publish_failures);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Sr__CollectorBatch *b = self->queue[i].batch;
+        for (size_t r = 0; self->queue[i].is_new && r < b->n_orders; r++) {
+            const char *topic = s_order_topic(b->orders[r]->status);
+            if (topic && sr_bus_publish(pub, topic, &b->orders[r]->base, NULL) < 0)
                 sr_counter_inc(self->publish_failures);
         }
     }
@@ -398,11 +480,15 @@ static int s_flush(ingestd_t *self)
     s_publish(self, n);
     for (size_t i = 0; i < n; i++) {
         entry_t *e = &self->queue[i];
+        self->queued_rows -= e->rows;
+        if (e->polled) {
+            s_entry_free(e);
+            continue;
+        }
         sr_counter_inc(self->results[e->is_new ? RES_STORED : RES_DUPLICATE]);
         s_ack(self, e->id, e->id_len, e->batch->collector_id, e->batch->batch_seq,
               e->is_new ? SR__ACK_STATUS__ACK_STATUS_STORED : SR__ACK_STATUS__ACK_STATUS_DUPLICATE,
               NULL, e->is_new ? (uint32_t)e->rows : 0);
-        self->queued_rows -= e->rows;
         s_entry_free(e);
     }
     self->count -= n;
@@ -510,7 +596,7 @@ static void s_register_metrics(ingestd_t *self)
     self->flush_failures =
         sr_metrics_counter(m, "sr_ingest_flush_failures_total", NULL, "flush transactions failed");
     self->publish_failures = sr_metrics_counter(m, "sr_ingest_publish_failures_total", NULL,
-                                                "metric.room messages not sent");
+                                                "metric.room and order.* messages not sent");
     self->rollup_rows = sr_metrics_counter(m, "sr_ingest_rollup_rows_total", NULL,
                                            "metrics.room_minutes rows written (recomputed too)");
     self->rollup_failures =
@@ -559,6 +645,8 @@ int ingestd_init(sr_service_t *svc)
     if (self->flush_timer <= 0)
         return -1;
     sr_info("ingest_listening", "endpoint=%s", self->cfg->collector_bind);
+    if (self->cfg->platform_url[0] && !(self->sources = ingestd_sources_new(svc)))
+        return -1;
     return 0;
 }
 
@@ -585,6 +673,7 @@ void ingestd_fini(sr_service_t *svc)
     ingestd_t *self = sr_service_state(svc);
     if (!self)
         return;
+    ingestd_sources_destroy(&self->sources);
     if (self->flush_timer > 0)
         sr_loop_cancel_timer(sr_service_loop(svc), self->flush_timer);
     if (self->router) {

@@ -13,6 +13,7 @@ static const sr_service_def_t ingestd = {
     .migration_count = 0, /* set in main(): the count is not a constant expression */
     .config = ingestd_config,
     .config_size = sizeof(ingestd_config_t),
+    .check_config = ingestd_check_config,
     .init = ingestd_init,
     .cron = ingestd_cron,
     .drain = ingestd_drain,

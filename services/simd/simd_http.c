@@ -1,6 +1,6 @@
-/* simd_http - sr-simd's configuration, its HTTP server and its request counters. See simd.h.
+/* simd_http - sr-simd's configuration, its HTTP routes and its request counters. See simd.h.
  *
- * libmicrohttpd serves from its own thread. The state it reads (room ids, the /rooms body, the
+ * sr_http serves from its own thread. The state it reads (room ids, the /rooms body, the
  * clock settings) is built in simd_init() and never changes, and counters are atomics, so the
  * handler takes no lock. Routes are one static table; each platform route answers with the
  * platform's JSON for the room as of the simulated now, or the platform's error envelope.
@@ -9,22 +9,17 @@
 
 #include "sr_alloc.h"
 #include "sr_clock.h"
+#include "sr_http.h"
 #include "sr_log.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
-#define OFF(field)           offsetof(simd_config_t, field)
-#define CONNECTION_LIMIT     512
-#define CONNECTION_TIMEOUT_S 10
-#define CLOCK_FIXED          "fixed:"
-#define JSON_CONTENT_TYPE    "application/json"
+#define OFF(field)  offsetof(simd_config_t, field)
+#define CLOCK_FIXED "fixed:"
 
 const sr_config_entry_t simd_config[] = {
     {"SR_SIMD_ADDR", SR_CFG_STR, "127.0.0.1", 0, 0, OFF(addr),
@@ -58,17 +53,23 @@ static const char *s_results[RESULT_COUNT] = {
 
 #define PLATFORM_NONE SIMD_PLATFORM_COUNT /* /rooms and unknown paths */
 
-static const struct {
-    const char *path;
-    int platform; /* simd_platform_t, or PLATFORM_NONE for /rooms */
-} s_routes[] = {
-    {"/rooms", PLATFORM_NONE},
-    {"/channels/live/data", SIMD_CHANNELS},
-    {"/douyin/compass/live_screen", SIMD_DOUYIN},
-    {"/kuaishou/live/realtime_uv", SIMD_KUAISHOU},
+static sr_http_reply_t s_rooms(void *arg, const sr_http_request_t *req);
+static sr_http_reply_t s_channels(void *arg, const sr_http_request_t *req);
+static sr_http_reply_t s_douyin(void *arg, const sr_http_request_t *req);
+static sr_http_reply_t s_kuaishou(void *arg, const sr_http_request_t *req);
+static sr_http_reply_t s_refused(void *arg, const sr_http_request_t *req);
+
+static const sr_http_route_t s_routes[] = {
+    {"/rooms", s_rooms},
+    {"/channels/live/data", s_channels},
+    {"/douyin/compass/live_screen", s_douyin},
+    {"/kuaishou/live/realtime_uv", s_kuaishou},
+    {NULL, s_refused},
 };
 
-#define ROUTE_COUNT (sizeof s_routes / sizeof s_routes[0])
+/* the platform each route above counts under, in the same order (a 405 counts there too) */
+static const int s_route_platform[] = {PLATFORM_NONE, SIMD_CHANNELS, SIMD_DOUYIN, SIMD_KUAISHOU,
+                                       PLATFORM_NONE};
 
 typedef struct {
     const simd_config_t *cfg;
@@ -79,15 +80,9 @@ typedef struct {
     char *auth; /* "Bearer <token>", or NULL when no token is asked for */
     int fixed;
     int64_t fixed_s, start_us;
-    struct MHD_Daemon *daemon;
+    sr_http_server_t *http;
     sr_counter_t *requests[PLATFORM_NONE + 1][RESULT_COUNT];
 } simd_t;
-
-typedef struct {
-    unsigned status;
-    char *body; /* malloc'd; MHD frees it */
-    result_t result;
-} reply_t;
 
 /* s_parse_clock - "" (real time) or "fixed:UNIX_SECONDS"; 0 ok */
 static int s_parse_clock(const char *text, int *fixed, int64_t *fixed_s)
@@ -109,39 +104,17 @@ static int s_parse_clock(const char *text, int *fixed, int64_t *fixed_s)
     return 0;
 }
 
-/* s_sockaddr - addr:port as an IPv4 or IPv6 socket address; 0 ok */
-static int s_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss, unsigned *flags)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons(port);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(port);
-        *flags |= MHD_USE_IPv6;
-        return 0;
-    }
-    return -1;
-}
-
 int simd_check_config(const void *config, char *err, size_t errlen)
 {
     const simd_config_t *cfg = config;
     int fixed;
     int64_t fixed_s;
-    struct sockaddr_storage ss;
-    unsigned flags = 0;
     if (s_parse_clock(cfg->clock, &fixed, &fixed_s) < 0) {
         snprintf(err, errlen, "SR_SIMD_CLOCK: '%s' is neither empty nor fixed:UNIX_SECONDS",
                  cfg->clock);
         return -1;
     }
-    if (s_sockaddr(cfg->addr, 0, &ss, &flags) < 0) {
+    if (!sr_http_addr_ok(cfg->addr)) {
         snprintf(err, errlen, "SR_SIMD_ADDR: '%s' is not an IPv4 or IPv6 address", cfg->addr);
         return -1;
     }
@@ -158,12 +131,11 @@ static int64_t s_now(const simd_t *self)
 }
 
 /* s_token_ok - the Authorization header against the expected one, in constant time */
-static int s_token_ok(const simd_t *self, struct MHD_Connection *conn)
+static int s_token_ok(const simd_t *self, const sr_http_request_t *req)
 {
     if (!self->auth)
         return 1;
-    const char *got =
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *got = sr_http_request_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!got)
         return 0;
     size_t want_len = strlen(self->auth), got_len = strlen(got);
@@ -173,103 +145,84 @@ static int s_token_ok(const simd_t *self, struct MHD_Connection *conn)
     return diff == 0;
 }
 
-static reply_t s_plain_error(unsigned status, result_t result, const char *message)
+/* s_reply - count the request under platform and result, then answer */
+static sr_http_reply_t s_reply(simd_t *self, int platform, result_t result, unsigned status,
+                               char *body)
 {
-    return (reply_t){status, sr_asprintf("{\"error\":\"%s\"}", message), result};
+    sr_counter_inc(self->requests[platform][result]);
+    return (sr_http_reply_t){status, SR_HTTP_JSON, body};
+}
+
+static sr_http_reply_t s_plain_error(simd_t *self, int platform, unsigned status, result_t result,
+                                     const char *message)
+{
+    return s_reply(self, platform, result, status, sr_asprintf("{\"error\":\"%s\"}", message));
 }
 
 /* s_platform - the room's JSON, or the platform's envelope for a bad or unknown room */
-static reply_t s_platform(simd_t *self, simd_platform_t platform, struct MHD_Connection *conn)
+static sr_http_reply_t s_platform(simd_t *self, simd_platform_t platform,
+                                  const sr_http_request_t *req)
 {
-    if (!s_token_ok(self, conn))
-        return (reply_t){MHD_HTTP_UNAUTHORIZED, simd_format_error(platform, SIMD_ERR_UNAUTHORIZED),
-                         RESULT_UNAUTHORIZED};
-    const char *room_id = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "room_id");
+    if (!s_token_ok(self, req))
+        return s_reply(self, platform, RESULT_UNAUTHORIZED, MHD_HTTP_UNAUTHORIZED,
+                       simd_format_error(platform, SIMD_ERR_UNAUTHORIZED));
+    const char *room_id = sr_http_request_query(req, "room_id");
     if (!room_id || !room_id[0] || strlen(room_id) >= SIMD_ROOM_ID_MAX)
-        return (reply_t){MHD_HTTP_BAD_REQUEST, simd_format_error(platform, SIMD_ERR_BAD_QUERY),
-                         RESULT_BAD_REQUEST};
+        return s_reply(self, platform, RESULT_BAD_REQUEST, MHD_HTTP_BAD_REQUEST,
+                       simd_format_error(platform, SIMD_ERR_BAD_QUERY));
     char(*ids)[SIMD_ROOM_ID_MAX] = self->ids + (size_t)platform * (size_t)self->rooms;
     for (int room = 0; room < self->rooms; room++) {
         if (strcmp(ids[room], room_id) == 0) {
             int64_t t = s_now(self);
             simd_sample_t sample;
             simd_model(self->seed, platform, room, t, &sample);
-            return (reply_t){MHD_HTTP_OK, simd_format(platform, ids[room], t, &sample), RESULT_OK};
+            return s_reply(self, platform, RESULT_OK, MHD_HTTP_OK,
+                           simd_format(platform, ids[room], t, &sample));
         }
     }
     /* the platforms answer an unknown room with 200 and an error code in the body */
-    return (reply_t){MHD_HTTP_OK, simd_format_error(platform, SIMD_ERR_UNKNOWN_ROOM),
-                     RESULT_UNKNOWN_ROOM};
+    return s_reply(self, platform, RESULT_UNKNOWN_ROOM, MHD_HTTP_OK,
+                   simd_format_error(platform, SIMD_ERR_UNKNOWN_ROOM));
 }
 
-static reply_t s_rooms(simd_t *self, struct MHD_Connection *conn)
+static sr_http_reply_t s_channels(void *arg, const sr_http_request_t *req)
 {
-    if (!s_token_ok(self, conn))
-        return s_plain_error(MHD_HTTP_UNAUTHORIZED, RESULT_UNAUTHORIZED, "unauthorized");
-    return (reply_t){MHD_HTTP_OK, sr_strdup(self->rooms_body), RESULT_OK};
+    return s_platform(arg, SIMD_CHANNELS, req);
 }
 
-static enum MHD_Result s_send(struct MHD_Connection *conn, reply_t *r)
+static sr_http_reply_t s_douyin(void *arg, const sr_http_request_t *req)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(r->body), r->body, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(r->body);
-        return MHD_NO;
+    return s_platform(arg, SIMD_DOUYIN, req);
+}
+
+static sr_http_reply_t s_kuaishou(void *arg, const sr_http_request_t *req)
+{
+    return s_platform(arg, SIMD_KUAISHOU, req);
+}
+
+static sr_http_reply_t s_rooms(void *arg, const sr_http_request_t *req)
+{
+    simd_t *self = arg;
+    if (!s_token_ok(self, req))
+        return s_plain_error(self, PLATFORM_NONE, MHD_HTTP_UNAUTHORIZED, RESULT_UNAUTHORIZED,
+                             "unauthorized");
+    return s_reply(self, PLATFORM_NONE, RESULT_OK, MHD_HTTP_OK, sr_strdup(self->rooms_body));
+}
+
+/* s_refused - an unknown path counts under platform "none", another method than GET under
+ * its route's platform */
+static sr_http_reply_t s_refused(void *arg, const sr_http_request_t *req)
+{
+    if (sr_http_request_refused(req) == MHD_HTTP_NOT_FOUND)
+        return s_plain_error(arg, PLATFORM_NONE, MHD_HTTP_NOT_FOUND, RESULT_NOT_FOUND,
+                             "no such path");
+    int platform = PLATFORM_NONE;
+    for (size_t i = 0; i < sizeof s_routes / sizeof s_routes[0]; i++) {
+        if (s_routes[i].path && strcmp(s_routes[i].path, sr_http_request_path(req)) == 0)
+            platform = s_route_platform[i];
     }
-    enum MHD_Result rc =
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_CONTENT_TYPE);
-    if (rc == MHD_YES)
-        rc = MHD_queue_response(conn, r->status, resp);
-    MHD_destroy_response(resp);
-    return rc;
-}
-
-/* s_request - MHD's access handler: a GET is answered once the whole request is in (a body is
- * dropped); anything else at once, before its body is read */
-static enum MHD_Result s_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version, const char *upload_data,
-                                 size_t *upload_data_size, void **con_cls)
-{
-    (void)version;
-    (void)upload_data;
-    int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
-    if (is_get && !*con_cls) {
-        *con_cls = cls;
-        return MHD_YES;
-    }
-    if (is_get && *upload_data_size) {
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    simd_t *self = cls;
-    size_t route = 0;
-    while (route < ROUTE_COUNT && strcmp(url, s_routes[route].path) != 0)
-        route++;
-    int platform = route < ROUTE_COUNT ? s_routes[route].platform : PLATFORM_NONE;
-    reply_t r;
-    if (route == ROUTE_COUNT)
-        r = s_plain_error(MHD_HTTP_NOT_FOUND, RESULT_NOT_FOUND, "no such path");
-    else if (!is_get)
-        r = s_plain_error(MHD_HTTP_METHOD_NOT_ALLOWED, RESULT_BAD_METHOD, "only GET is allowed");
-    else if (platform == PLATFORM_NONE)
-        r = s_rooms(self, conn);
-    else
-        r = s_platform(self, (simd_platform_t)platform, conn);
-    sr_counter_inc(self->requests[platform][r.result]);
-    return s_send(conn, &r);
-}
-
-/* s_mhd_log - MHD's own complaints, one line each */
-static void s_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    char text[256];
-    vsnprintf(text, sizeof text, fmt, ap);
-    size_t n = strlen(text);
-    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
-        text[--n] = '\0';
-    sr_warn("simd_http", "err=\"%s\"", text);
+    return s_plain_error(arg, platform, MHD_HTTP_METHOD_NOT_ALLOWED, RESULT_BAD_METHOD,
+                         "only GET is allowed");
 }
 
 /* s_rooms_body - {"rooms":[{"platform":...,"room_id":...}, ...]} */
@@ -297,8 +250,7 @@ static void s_destroy(simd_t **self_p)
     if (!self_p || !*self_p)
         return;
     simd_t *self = *self_p;
-    if (self->daemon)
-        MHD_stop_daemon(self->daemon);
+    sr_http_server_destroy(&self->http);
     free(self->ids);
     free(self->rooms_body);
     free(self->auth);
@@ -332,18 +284,12 @@ int simd_init(sr_service_t *svc)
                                    "simulator HTTP requests by platform, result");
         }
     }
-    struct sockaddr_storage ss;
-    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (s_sockaddr(cfg->addr, (uint16_t)cfg->port, &ss, &flags) < 0)
-        sr_panic("simd_addr", "err=\"SR_SIMD_ADDR passed the check but does not parse\"");
-    self->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, s_request, self, MHD_OPTION_EXTERNAL_LOGGER,
-        s_mhd_log, self, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
-    if (!self->daemon) {
-        sr_error("simd_listen_failed", "listen=%s:%lld err=\"cannot start the HTTP server\"",
-                 cfg->addr, (long long)cfg->port);
+    char err[256];
+    self->http = sr_http_server_new(cfg->addr, (uint16_t)cfg->port, s_routes,
+                                    sizeof s_routes / sizeof s_routes[0], self, err, sizeof err);
+    if (!self->http) {
+        sr_error("simd_listen_failed", "listen=%s:%lld err=\"%s\"", cfg->addr, (long long)cfg->port,
+                 err);
         s_destroy(&self);
         return -1;
     }

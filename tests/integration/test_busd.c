@@ -17,36 +17,6 @@
 #include <cmocka.h>
 #include <zmq.h>
 
-typedef struct {
-    pid_t pid;
-    uint16_t front, back, admin;
-    char front_ep[64], back_ep[64], log[256];
-} busd_proc_t;
-
-/* s_start_busd - start sr-busd on fresh ports, optionally with a CURVE secret */
-static void s_start_busd(busd_proc_t *b, const char *curve_secret)
-{
-    b->front = sr_test_free_port();
-    b->back = sr_test_free_port();
-    b->admin = sr_test_free_port();
-    snprintf(b->front_ep, sizeof b->front_ep, "tcp://127.0.0.1:%u", b->front);
-    snprintf(b->back_ep, sizeof b->back_ep, "tcp://127.0.0.1:%u", b->back);
-    snprintf(b->log, sizeof b->log, "%s/busd-%u.log", sr_test_env("SR_TEST_TMP"), b->admin);
-    char *bin = sr_test_bin_path("sr-busd");
-    char *argv[] = {bin, NULL};
-    char *env[] = {sr_asprintf("SR_BUSD_FRONTEND=%s", b->front_ep),
-                   sr_asprintf("SR_BUSD_BACKEND=%s", b->back_ep),
-                   sr_asprintf("SR_ADMIN_PORT=%u", b->admin),
-                   sr_asprintf("SR_BUSD_CURVE_SECRET=%s", curve_secret ? curve_secret : ""), NULL};
-    b->pid = sr_test_spawn(argv, env, b->log);
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/healthz", b->admin);
-    assert_int_equal(sr_test_wait_http(url, 200, 10000), 0);
-    for (int i = 0; env[i]; i++)
-        free(env[i]);
-    free(bin);
-}
-
 static Sr__OrderEvent s_order(char *id)
 {
     Sr__OrderEvent o = SR__ORDER_EVENT__INIT;
@@ -129,8 +99,8 @@ static long long s_metric(uint16_t admin, const char *series)
 static void test_forwards_between_processes(void **state)
 {
     (void)state;
-    busd_proc_t b;
-    s_start_busd(&b, NULL);
+    sr_test_busd_t b = {0};
+    sr_test_busd_start(&b);
     void *ctx = zmq_ctx_new();
     sr_bus_sub_t *sub = sr_bus_sub_new(ctx, b.back_ep, &(sr_bus_opts_t){0});
     assert_non_null(sub);
@@ -161,8 +131,8 @@ static void test_curve(void **state)
     char pub_key[41], sec_key[41], other_pub[41], other_sec[41];
     assert_int_equal(zmq_curve_keypair(pub_key, sec_key), 0);
     assert_int_equal(zmq_curve_keypair(other_pub, other_sec), 0);
-    busd_proc_t b;
-    s_start_busd(&b, sec_key);
+    sr_test_busd_t b = {.curve_secret = sec_key};
+    sr_test_busd_start(&b);
     void *ctx = zmq_ctx_new();
     sr_bus_sub_t *good =
         sr_bus_sub_new(ctx, b.back_ep, &(sr_bus_opts_t){.curve_server_key = pub_key});
@@ -192,38 +162,22 @@ static void test_curve(void **state)
     sr_test_stop(b.pid, SIGTERM, 5000);
 }
 
-/* s_run - run sr-busd with args and env to completion; exit status, output in *out */
-static int s_run(const char *arg, char *const env[], char **out)
-{
-    char *bin = sr_test_bin_path("sr-busd");
-    char *log = sr_asprintf("%s/busd-run-%d.log", sr_test_env("SR_TEST_TMP"), getpid());
-    unlink(log);
-    char *argv[] = {bin, (char *)arg, NULL};
-    pid_t pid = sr_test_spawn(argv, env, log);
-    int status = sr_test_stop(pid, 0, 10000);
-    /* sr_test_stop with signal 0 only waits; a still running daemon is killed and fails */
-    *out = sr_test_read_file(log, NULL);
-    free(log);
-    free(bin);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void test_command_line_and_config_errors(void **state)
 {
     (void)state;
     char *out;
     char *none[] = {NULL};
-    assert_int_equal(s_run("--help", none, &out), 0);
+    assert_int_equal(sr_test_run("sr-busd", "--help", none, &out), 0);
     assert_non_null(strstr(out, "SR_BUSD_FRONTEND"));
     assert_non_null(strstr(out, "SR_ADMIN_PORT"));
     free(out);
-    assert_int_equal(s_run("--bogus", none, &out), 2);
+    assert_int_equal(sr_test_run("sr-busd", "--bogus", none, &out), 2);
     assert_non_null(strstr(out, "unknown argument '--bogus'"));
     free(out);
-    assert_int_equal(s_run("bogus", none, &out), 2);
+    assert_int_equal(sr_test_run("sr-busd", "bogus", none, &out), 2);
     assert_non_null(strstr(out, "unknown command 'bogus'"));
     free(out);
-    assert_int_equal(s_run("keygen", none, &out), 0);
+    assert_int_equal(sr_test_run("sr-busd", "keygen", none, &out), 0);
     char secret[64], public_key[64];
     assert_int_equal(
         sscanf(out, "SR_BUSD_CURVE_SECRET=%63s\nSR_BUS_SERVER_KEY=%63s", secret, public_key), 2);
@@ -245,7 +199,7 @@ static void test_command_line_and_config_errors(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *env[] = {(char *)bad[i].env, NULL};
-        assert_int_equal(s_run(NULL, env, &out), 2);
+        assert_int_equal(sr_test_run("sr-busd", NULL, env, &out), 2);
         assert_non_null(strstr(out, bad[i].message));
         free(out);
     }
@@ -254,15 +208,15 @@ static void test_command_line_and_config_errors(void **state)
 static void test_taken_ports_exit_1(void **state)
 {
     (void)state;
-    busd_proc_t b;
-    s_start_busd(&b, NULL);
+    sr_test_busd_t b = {0};
+    sr_test_busd_start(&b);
     char *out;
     char *admin_taken[] = {sr_asprintf("SR_ADMIN_PORT=%u", b.admin), NULL};
-    assert_int_equal(s_run(NULL, admin_taken, &out), 1);
+    assert_int_equal(sr_test_run("sr-busd", NULL, admin_taken, &out), 1);
     free(out);
     char *front_taken[] = {sr_asprintf("SR_ADMIN_PORT=%u", sr_test_free_port()),
                            sr_asprintf("SR_BUSD_FRONTEND=%s", b.front_ep), NULL};
-    assert_int_equal(s_run(NULL, front_taken, &out), 1);
+    assert_int_equal(sr_test_run("sr-busd", NULL, front_taken, &out), 1);
     assert_non_null(strstr(out, "busd_bind_failed"));
     free(out);
     free(admin_taken[0]);

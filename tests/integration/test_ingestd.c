@@ -29,9 +29,10 @@
 #define TS0_US 1767323045678901LL
 
 typedef struct {
-    pid_t busd, ingestd;
-    char bus_front[64], bus_back[64], collector[64];
-    uint16_t bus_admin, admin;
+    sr_test_busd_t bus;
+    pid_t ingestd;
+    char collector[64];
+    uint16_t admin;
     char *log;
     void *ctx;
     sr_db_t *db;
@@ -39,33 +40,10 @@ typedef struct {
 
 static fixture_t s_fx;
 
-static void s_free_env(char **env)
-{
-    for (int i = 0; env[i]; i++)
-        free(env[i]);
-}
-
-static void s_start_busd(void)
-{
-    char *bin = sr_test_bin_path("sr-busd");
-    char *argv[] = {bin, NULL};
-    char *env[] = {sr_asprintf("SR_BUSD_FRONTEND=%s", s_fx.bus_front),
-                   sr_asprintf("SR_BUSD_BACKEND=%s", s_fx.bus_back),
-                   sr_asprintf("SR_ADMIN_PORT=%u", s_fx.bus_admin), NULL};
-    s_fx.busd = sr_test_spawn(argv, env, NULL);
-    char url[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/healthz", s_fx.bus_admin);
-    assert_int_equal(sr_test_wait_http(url, 200, 10000), 0);
-    s_free_env(env);
-    free(bin);
-}
-
 static void s_start_ingestd(void)
 {
-    char *bin = sr_test_bin_path("sr-ingestd");
-    char *argv[] = {bin, NULL};
     char *env[] = {sr_asprintf("SR_DB_URL=%s", sr_test_env("SR_TEST_DB_URL")),
-                   sr_asprintf("SR_BUS_PUB=%s", s_fx.bus_front),
+                   sr_asprintf("SR_BUS_PUB=%s", s_fx.bus.front_ep),
                    sr_asprintf("SR_ADMIN_PORT=%u", s_fx.admin),
                    sr_asprintf("SR_INGEST_COLLECTOR_BIND=%s", s_fx.collector),
                    sr_strdup("SR_INGEST_FLUSH_INTERVAL=50ms"),
@@ -75,26 +53,19 @@ static void s_start_ingestd(void)
                    sr_strdup("SR_INGEST_ROLLUP_INTERVAL=200ms"),
                    sr_strdup("SR_CRON_INTERVAL=200ms"),
                    NULL};
-    s_fx.ingestd = sr_test_spawn(argv, env, s_fx.log);
-    char url[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/healthz", s_fx.admin);
-    assert_int_equal(sr_test_wait_http(url, 200, 15000), 0);
-    s_free_env(env);
-    free(bin);
+    s_fx.ingestd = sr_test_start_daemon("sr-ingestd", env, s_fx.log, s_fx.admin, 15000);
+    sr_test_free_env(env);
 }
 
 static int s_group_setup(void **state)
 {
     (void)state;
-    s_fx.bus_admin = sr_test_free_port();
     s_fx.admin = sr_test_free_port();
-    snprintf(s_fx.bus_front, sizeof s_fx.bus_front, "tcp://127.0.0.1:%u", sr_test_free_port());
-    snprintf(s_fx.bus_back, sizeof s_fx.bus_back, "tcp://127.0.0.1:%u", sr_test_free_port());
     snprintf(s_fx.collector, sizeof s_fx.collector, "tcp://127.0.0.1:%u", sr_test_free_port());
     s_fx.log = sr_asprintf("%s/ingestd.log", sr_test_env("SR_TEST_TMP"));
     s_fx.db = sr_test_db("test_ingestd");
     sr_test_db_reset_schema(s_fx.db, "metrics");
-    s_start_busd();
+    sr_test_busd_start(&s_fx.bus);
     s_start_ingestd();
     s_fx.ctx = zmq_ctx_new();
     return 0;
@@ -166,7 +137,7 @@ static void s_fill(test_batch_t *tb, const char *prefix, int n, int64_t base)
 static void test_store_and_publish(void **state)
 {
     (void)state;
-    sr_bus_sub_t *sub = sr_bus_sub_new(s_fx.ctx, s_fx.bus_back, &(sr_bus_opts_t){0});
+    sr_bus_sub_t *sub = sr_bus_sub_new(s_fx.ctx, s_fx.bus.back_ep, &(sr_bus_opts_t){0});
     assert_int_equal(sr_bus_subscribe(sub, "metric.room"), 0);
     sr_test_sleep_ms(300);
 

@@ -11,7 +11,7 @@ unset SR_DB_URL
 # an offset whose PostgreSQL, admin and bus ports are all free
 for _ in $(seq 1 50); do
   off=$(( (RANDOM % 400 + 10) * 10 ))
-  busy=$(ss -Htln | awk '{print $4}' | grep -cE ":($((7432 + off))|$((7600 + off))|$((7601 + off))|$((7602 + off))|$((7690 + off))|$((7700 + off)))\$" || true)
+  busy=$(ss -Htln | awk '{print $4}' | grep -cE ":($((7432 + off))|$((7600 + off))|$((7601 + off))|$((7602 + off))|$((7610 + off))|$((7620 + off))|$((7690 + off))|$((7700 + off)))\$" || true)
   [ "$busy" -eq 0 ] && break
 done
 export SR_PORT_OFFSET=$off
@@ -32,6 +32,16 @@ grep -qx 'sr_busd_messages_total 0' <<<"$metrics" \
   || fail "/metrics has no sr_busd_messages_total counter"
 [ "$(psql "postgresql://showrunner@127.0.0.1:$((7432 + off))/showrunner" -qAtc 'select 1')" = 1 ] \
   || fail "embedded PostgreSQL does not answer"
+
+# live data out of the box: ingestd polls every room the simulator plays into PostgreSQL
+db="postgresql://showrunner@127.0.0.1:$((7432 + off))/showrunner"
+rooms=0
+for _ in $(seq 1 100); do
+  rooms=$(psql "$db" -qAtc 'select count(distinct (platform, room_id)) from metrics.room_samples')
+  [ "$rooms" -ge 51 ] && break
+  sleep 0.2
+done
+[ "$rooms" -ge 51 ] || fail "ingestd stored samples of $rooms rooms from the simulator, want 51"
 
 pid=$(cat "$SR_VAR_DIR/run/busd.pid")
 again=$("$root/deploy/run.sh" start) || fail "second start failed"

@@ -56,29 +56,10 @@ static const sr_service_def_t s_def = {
 };
 
 typedef struct {
-    pid_t busd;
-    char bus_front[64], bus_back[64];
-    uint16_t bus_admin;
-    uint16_t front_port, back_port;
+    sr_test_busd_t bus;
 } fixture_t;
 
 static fixture_t s_fx;
-
-static void s_start_busd(void)
-{
-    char *bin = sr_test_bin_path("sr-busd");
-    char *argv[] = {bin, NULL};
-    char *env[] = {sr_asprintf("SR_BUSD_FRONTEND=%s", s_fx.bus_front),
-                   sr_asprintf("SR_BUSD_BACKEND=%s", s_fx.bus_back),
-                   sr_asprintf("SR_ADMIN_PORT=%u", s_fx.bus_admin), NULL};
-    s_fx.busd = sr_test_spawn(argv, env, NULL);
-    char url[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/healthz", s_fx.bus_admin);
-    assert_int_equal(sr_test_wait_http(url, 200, 10000), 0);
-    for (int i = 0; env[i]; i++)
-        free(env[i]);
-    free(bin);
-}
 
 /* s_spawn_daemon - fork, set the environment, run sr_service_main with s_def */
 static pid_t s_spawn_daemon(uint16_t admin, const char *db_url, const char *log_path)
@@ -94,7 +75,7 @@ static pid_t s_spawn_daemon(uint16_t admin, const char *db_url, const char *log_
     setenv("SR_ADMIN_PORT", port, 1);
     setenv("SR_DB_URL", db_url, 1);
     setenv("SR_DB_CONNECT_ATTEMPTS", "2", 1);
-    setenv("SR_BUS_PUB", s_fx.bus_front, 1);
+    setenv("SR_BUS_PUB", s_fx.bus.front_ep, 1);
     setenv("SR_CRON_INTERVAL", "100ms", 1);
     setenv("SR_DRAIN_TIMEOUT", "5s", 1);
     char *argv[] = {"sr-testd", NULL};
@@ -104,12 +85,7 @@ static pid_t s_spawn_daemon(uint16_t admin, const char *db_url, const char *log_
 static int s_group_setup(void **state)
 {
     (void)state;
-    s_fx.front_port = sr_test_free_port();
-    s_fx.back_port = sr_test_free_port();
-    s_fx.bus_admin = sr_test_free_port();
-    snprintf(s_fx.bus_front, sizeof s_fx.bus_front, "tcp://127.0.0.1:%u", s_fx.front_port);
-    snprintf(s_fx.bus_back, sizeof s_fx.bus_back, "tcp://127.0.0.1:%u", s_fx.back_port);
-    s_start_busd();
+    sr_test_busd_start(&s_fx.bus);
     sr_db_t *db = sr_test_db("test_service");
     sr_test_db_reset_schema(db, SCHEMA);
     sr_db_destroy(&db);
@@ -181,7 +157,7 @@ static void test_lifecycle(void **state)
 
     /* an event committed to the outbox reaches a bus subscriber through the daemon's cron */
     void *ctx = zmq_ctx_new();
-    sr_bus_sub_t *sub = sr_bus_sub_new(ctx, s_fx.bus_back, &(sr_bus_opts_t){0});
+    sr_bus_sub_t *sub = sr_bus_sub_new(ctx, s_fx.bus.back_ep, &(sr_bus_opts_t){0});
     assert_int_equal(sr_bus_subscribe(sub, "order."), 0);
     sr_test_sleep_ms(300);
     assert_int_equal(sr_db_tx(db, s_put_event, "o-outbox-1"), 0);
@@ -197,9 +173,9 @@ static void test_lifecycle(void **state)
     zmq_ctx_term(ctx);
 
     /* bus down -> 503 naming the bus; back -> 200 */
-    sr_test_stop(s_fx.busd, SIGKILL, 2000);
+    sr_test_stop(s_fx.bus.pid, SIGKILL, 2000);
     assert_int_equal(s_wait_health(admin, 503, "\"bus\":\"down", 10000), 0);
-    s_start_busd();
+    sr_test_busd_start(&s_fx.bus);
     assert_int_equal(s_wait_health(admin, 200, "\"bus\":\"ok\"", 10000), 0);
 
     /* the cron counts its rounds on /metrics */

@@ -45,69 +45,33 @@ static void s_start(simd_proc_t *s, const char *const extra[])
     s->port = sr_test_free_port();
     s->admin = sr_test_free_port();
     snprintf(s->log, sizeof s->log, "%s/simd-%u.log", sr_test_env("SR_TEST_TMP"), s->admin);
-    char *bin = sr_test_bin_path("sr-simd");
-    char *argv[] = {bin, NULL};
     char *env[16] = {sr_asprintf("SR_SIMD_PORT=%u", s->port),
                      sr_asprintf("SR_ADMIN_PORT=%u", s->admin)};
     int n = 2;
     for (int i = 0; extra && extra[i] && n < 15; i++)
         env[n++] = sr_strdup(extra[i]);
     env[n] = NULL;
-    s->pid = sr_test_spawn(argv, env, s->log);
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/healthz", s->admin);
-    assert_int_equal(sr_test_wait_http(url, 200, 10000), 0);
-    for (int i = 0; env[i]; i++)
-        free(env[i]);
-    free(bin);
+    s->pid = sr_test_start_daemon("sr-simd", env, s->log, s->admin, 10000);
+    sr_test_free_env(env);
 }
 
-typedef struct {
-    char *data;
-    size_t len;
-} buf_t;
-
-static size_t s_collect(char *ptr, size_t size, size_t n, void *arg)
-{
-    buf_t *b = arg;
-    b->data = sr_realloc(b->data, b->len + size * n + 1);
-    memcpy(b->data + b->len, ptr, size * n);
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
-/* s_get - method on the simulator's path with an optional Authorization header; HTTP status,
- * body in *body (caller frees) */
+/* s_request - method on the simulator's path with an optional Authorization header; HTTP
+ * status, body in *body (caller frees) */
 static long s_request(const simd_proc_t *s, const char *method, const char *path, const char *auth,
                       char **body)
 {
     char *url = sr_asprintf("http://127.0.0.1:%u%s", s->port, path);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    buf_t b = {sr_calloc(1, 1), 0};
-    struct curl_slist *headers = NULL;
     char *header = auth ? sr_asprintf("Authorization: %s", auth) : NULL;
-    if (header)
-        headers = curl_slist_append(headers, header);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(c);
+    const char *headers[] = {header, NULL};
+    sr_test_reply_t r;
+    long status = sr_test_http(method, url, headers, NULL, &r);
+    if (body) {
+        *body = r.body;
+        r.body = NULL;
+    }
+    sr_test_reply_free(&r);
     free(header);
     free(url);
-    if (body)
-        *body = b.data;
-    else
-        free(b.data);
     return status;
 }
 
@@ -381,21 +345,6 @@ static void test_speed(void **state)
     sr_test_stop(s.pid, SIGTERM, 5000);
 }
 
-/* s_run - sr-simd with env to completion; exit status, output in *out */
-static int s_run(char *const env[], char **out)
-{
-    char *bin = sr_test_bin_path("sr-simd");
-    char *log = sr_asprintf("%s/simd-run-%d.log", sr_test_env("SR_TEST_TMP"), getpid());
-    unlink(log);
-    char *argv[] = {bin, NULL};
-    pid_t pid = sr_test_spawn(argv, env, log);
-    int status = sr_test_stop(pid, 0, 10000);
-    *out = sr_test_read_file(log, NULL);
-    free(log);
-    free(bin);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -415,7 +364,7 @@ static void test_config_errors(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *env[] = {(char *)bad[i].env, sr_asprintf("SR_ADMIN_PORT=%u", sr_test_free_port()),
                        NULL};
-        assert_int_equal(s_run(env, &out), 2);
+        assert_int_equal(sr_test_run("sr-simd", NULL, env, &out), 2);
         if (!strstr(out, bad[i].message))
             fail_msg("%s: output lacks \"%s\": %s", bad[i].env, bad[i].message, out);
         free(out);
@@ -426,7 +375,7 @@ static void test_config_errors(void **state)
     s_start(&s, NULL);
     char *env[] = {sr_asprintf("SR_SIMD_PORT=%u", s.port),
                    sr_asprintf("SR_ADMIN_PORT=%u", sr_test_free_port()), NULL};
-    assert_int_equal(s_run(env, &out), 1);
+    assert_int_equal(sr_test_run("sr-simd", NULL, env, &out), 1);
     assert_non_null(strstr(out, "event=simd_listen_failed"));
     free(out);
     free(env[0]);

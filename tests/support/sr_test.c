@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -146,14 +147,68 @@ void sr_test_reap_all(void)
     }
 }
 
-typedef struct {
-    char *data;
-    size_t len;
-} buf_t;
-
-static size_t s_collect(char *ptr, size_t size, size_t n, void *arg)
+void sr_test_free_env(char **env)
 {
-    buf_t *b = arg;
+    for (size_t i = 0; env && env[i]; i++)
+        free(env[i]);
+}
+
+pid_t sr_test_start_daemon(const char *name, char *const env[], const char *log_path,
+                           uint16_t admin_port, int timeout_ms)
+{
+    char *bin = sr_test_bin_path(name);
+    char *argv[] = {bin, NULL};
+    pid_t pid = sr_test_spawn(argv, env, log_path);
+    free(bin);
+    if (pid < 0)
+        fail_msg("cannot start %s", name);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/healthz", admin_port);
+    if (sr_test_wait_http(url, 200, timeout_ms) != 0)
+        fail_msg("%s: no 200 on %s within %d ms (log: %s)", name, url, timeout_ms,
+                 log_path ? log_path : "none");
+    return pid;
+}
+
+int sr_test_run(const char *name, const char *arg, char *const env[], char **out)
+{
+    char *bin = sr_test_bin_path(name);
+    char *log = sr_asprintf("%s/%s-run-%d.log", sr_test_env("SR_TEST_TMP"), name, getpid());
+    unlink(log);
+    char *argv[] = {bin, (char *)arg, NULL};
+    pid_t pid = sr_test_spawn(argv, env, log);
+    /* signal 0 only waits; a daemon still running after that is killed and counts as -1 */
+    int status = sr_test_stop(pid, 0, 10000);
+    *out = sr_test_read_file(log, NULL);
+    if (!*out)
+        *out = sr_strdup("");
+    free(log);
+    free(bin);
+    return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void sr_test_busd_start(sr_test_busd_t *b)
+{
+    if (!b->front)
+        b->front = sr_test_free_port();
+    if (!b->back)
+        b->back = sr_test_free_port();
+    if (!b->admin)
+        b->admin = sr_test_free_port();
+    snprintf(b->front_ep, sizeof b->front_ep, "tcp://127.0.0.1:%u", b->front);
+    snprintf(b->back_ep, sizeof b->back_ep, "tcp://127.0.0.1:%u", b->back);
+    snprintf(b->log, sizeof b->log, "%s/busd-%u.log", sr_test_env("SR_TEST_TMP"), b->admin);
+    char *env[] = {
+        sr_asprintf("SR_BUSD_FRONTEND=%s", b->front_ep),
+        sr_asprintf("SR_BUSD_BACKEND=%s", b->back_ep), sr_asprintf("SR_ADMIN_PORT=%u", b->admin),
+        sr_asprintf("SR_BUSD_CURVE_SECRET=%s", b->curve_secret ? b->curve_secret : ""), NULL};
+    b->pid = sr_test_start_daemon("sr-busd", env, b->log, b->admin, 10000);
+    sr_test_free_env(env);
+}
+
+size_t sr_test_collect(char *ptr, size_t size, size_t n, void *arg)
+{
+    sr_test_buf_t *b = arg;
     b->data = sr_realloc(b->data, b->len + size * n + 1);
     memcpy(b->data + b->len, ptr, size * n);
     b->len += size * n;
@@ -161,23 +216,77 @@ static size_t s_collect(char *ptr, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-long sr_test_http_get(const char *url, char **body)
+/* s_header - keep the Allow header, which curl has no getinfo for */
+static size_t s_header(char *ptr, size_t size, size_t n, void *arg)
 {
+    char **allow = arg;
+    if (size * n > 7 && strncasecmp(ptr, "Allow: ", 7) == 0) {
+        free(*allow);
+        *allow = sr_strndup(ptr + 7, strcspn(ptr + 7, "\r\n"));
+    }
+    return size * n;
+}
+
+long sr_test_http(const char *method, const char *url, const char *const headers[],
+                  const char *send, sr_test_reply_t *reply)
+{
+    sr_test_reply_t r = {0};
+    sr_test_buf_t b = {sr_calloc(1, 1), 0};
+    struct curl_slist *list = NULL;
+    for (size_t i = 0; headers && headers[i]; i++) {
+        struct curl_slist *grown = curl_slist_append(list, headers[i]);
+        if (!grown)
+            fail_msg("curl_slist_append failed");
+        list = grown;
+    }
     CURL *c = curl_easy_init();
-    buf_t b = {sr_calloc(1, 1), 0};
-    long status = 0;
+    if (!c)
+        fail_msg("curl_easy_init failed");
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    if (send)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, send);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sr_test_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, s_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.allow);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (curl_easy_perform(c) == CURLE_OK) {
+        char *ct = NULL;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+        r.content_type = ct ? sr_strdup(ct) : NULL;
+    }
     curl_easy_cleanup(c);
-    if (body)
-        *body = b.data;
+    curl_slist_free_all(list);
+    r.body = b.data;
+    long status = r.status;
+    if (reply)
+        *reply = r;
     else
-        free(b.data);
+        sr_test_reply_free(&r);
+    return status;
+}
+
+void sr_test_reply_free(sr_test_reply_t *reply)
+{
+    free(reply->body);
+    free(reply->content_type);
+    free(reply->allow);
+    *reply = (sr_test_reply_t){0};
+}
+
+long sr_test_http_get(const char *url, char **body)
+{
+    sr_test_reply_t r;
+    long status = sr_test_http("GET", url, NULL, NULL, &r);
+    if (body) {
+        *body = r.body;
+        r.body = NULL;
+    }
+    sr_test_reply_free(&r);
     return status;
 }
 
@@ -203,11 +312,11 @@ char *sr_test_read_file(const char *path, size_t *len)
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
-    buf_t b = {sr_calloc(1, 1), 0};
+    sr_test_buf_t b = {sr_calloc(1, 1), 0};
     char chunk[8192];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        s_collect(chunk, 1, n, &b);
+        sr_test_collect(chunk, 1, n, &b);
     fclose(f);
     if (len)
         *len = b.len;

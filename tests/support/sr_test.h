@@ -30,6 +30,50 @@ pid_t sr_test_spawn(char *const argv[], char *const env[], const char *log_path)
 int sr_test_stop(pid_t pid, int sig, int timeout_ms);
 void sr_test_reap_all(void);
 
+/* sr_test_free_env - free the entries of a NULL-ended array (not the array) */
+void sr_test_free_env(char **env);
+/* sr_test_start_daemon - spawn SR_TEST_BIN/name with env (as sr_test_spawn) and wait up to
+ * timeout_ms for 200 on its /healthz at admin_port; fails the test when it does not come up */
+pid_t sr_test_start_daemon(const char *name, char *const env[], const char *log_path,
+                           uint16_t admin_port, int timeout_ms);
+/* sr_test_run - run SR_TEST_BIN/name [arg] with env to completion (10 s at most, then killed);
+ * its exit code, or -1 when it did not exit; its output in *out (caller frees) */
+int sr_test_run(const char *name, const char *arg, char *const env[], char **out);
+
+/* a real sr-busd; ports left 0 are picked free by sr_test_busd_start() and kept, so starting
+ * it again after a kill brings it back on the same endpoints */
+typedef struct {
+    pid_t pid;
+    uint16_t front, back, admin;
+    char front_ep[64], back_ep[64]; /* tcp://127.0.0.1:front, :back */
+    char log[256];                  /* SR_TEST_TMP/busd-<admin>.log */
+    const char *curve_secret;       /* SR_BUSD_CURVE_SECRET, NULL for none */
+} sr_test_busd_t;
+
+/* sr_test_busd_start - start sr-busd and wait for its /healthz; fails the test when it cannot */
+void sr_test_busd_start(sr_test_busd_t *b);
+
+typedef struct {
+    char *data; /* NUL-ended; caller frees */
+    size_t len;
+} sr_test_buf_t;
+
+/* sr_test_collect - a CURLOPT_WRITEFUNCTION appending to the sr_test_buf_t in arg */
+size_t sr_test_collect(char *ptr, size_t size, size_t n, void *arg);
+
+typedef struct {
+    long status;        /* 0 when there was no connection */
+    char *body;         /* "" when none */
+    char *content_type; /* NULL when none */
+    char *allow;        /* the Allow header, NULL when none */
+} sr_test_reply_t;
+
+/* sr_test_http - one request with extra headers ("Name: value", NULL-ended, may be NULL) and a
+ * body to send (NULL for none); returns the status, and fills *reply when not NULL (free it
+ * with sr_test_reply_free) */
+long sr_test_http(const char *method, const char *url, const char *const headers[],
+                  const char *send, sr_test_reply_t *reply);
+void sr_test_reply_free(sr_test_reply_t *reply);
 /* sr_test_http_get - GET url; returns HTTP status (0 when no connection), body in *body if
  * not NULL (caller frees) */
 long sr_test_http_get(const char *url, char **body);

@@ -148,6 +148,8 @@ DECLARE
     part record;
     changed int := 0;
 BEGIN
+    -- instances starting together would race to create the same partition
+    PERFORM pg_advisory_xact_lock(hashtextextended('metrics.ensure_partitions', 0));
     FOREACH t IN ARRAY ARRAY['room_samples', 'orders', 'interactions'] LOOP
         FOR i IN 0 .. days_ahead LOOP
             d := today + i;

@@ -16,88 +16,27 @@
 
 #include <cmocka.h>
 
-typedef struct {
-    long status;
-    char *body;
-    char *content_type;
-    char *allow;
-} http_reply_t;
-
-typedef struct {
-    char *data;
-    size_t len;
-} buf_t;
-
-static size_t s_collect(char *ptr, size_t size, size_t n, void *arg)
-{
-    buf_t *b = arg;
-    char *grown = realloc(b->data, b->len + size * n + 1);
-    if (!grown)
-        return 0;
-    b->data = grown;
-    memcpy(b->data + b->len, ptr, size * n);
-    b->len += size * n;
-    b->data[b->len] = '\0';
-    return size * n;
-}
-
-/* s_header - keep the Allow header, which curl has no getinfo for */
-static size_t s_header(char *ptr, size_t size, size_t n, void *arg)
-{
-    char **allow = arg;
-    if (size * n > 7 && strncasecmp(ptr, "Allow: ", 7) == 0) {
-        free(*allow);
-        *allow = strndup(ptr + 7, strcspn(ptr + 7, "\r\n"));
-    }
-    return size * n;
-}
-
 /* s_http - one request; post_body NULL sends no body */
-static http_reply_t s_http(const char *method, uint16_t port, const char *path,
-                           const char *post_body)
+static sr_test_reply_t s_http(const char *method, uint16_t port, const char *path,
+                              const char *post_body)
 {
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-    http_reply_t r = {0};
-    buf_t b = {calloc(1, 1), 0};
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (post_body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, post_body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, s_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.allow);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    char *ct = NULL;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
-    r.content_type = ct ? strdup(ct) : NULL;
-    curl_easy_cleanup(c);
-    r.body = b.data;
+    sr_test_reply_t r;
+    sr_test_http(method, url, NULL, post_body, &r);
+    assert_true(r.status != 0);
     return r;
-}
-
-static void s_reply_free(http_reply_t *r)
-{
-    free(r->body);
-    free(r->content_type);
-    free(r->allow);
 }
 
 static void s_expect(const char *method, uint16_t port, const char *path, long status,
                      const char *content_type, const char *body)
 {
-    http_reply_t r = s_http(method, port, path, NULL);
+    sr_test_reply_t r = s_http(method, port, path, NULL);
     if (r.status != status || strcmp(r.content_type ? r.content_type : "", content_type) != 0 ||
         (body && strcmp(r.body, body) != 0))
         fail_msg("%s %s: got %ld %s '%s', want %ld %s '%s'", method, path, r.status, r.content_type,
                  r.body, status, content_type, body ? body : "(any)");
-    s_reply_free(&r);
+    sr_test_reply_free(&r);
 }
 
 static void test_metrics(void **state)
@@ -109,7 +48,7 @@ static void test_metrics(void **state)
     assert_non_null(a);
     assert_true(sr_admin_port(a) != 0);
 
-    http_reply_t r = s_http("GET", sr_admin_port(a), "/metrics", NULL);
+    sr_test_reply_t r = s_http("GET", sr_admin_port(a), "/metrics", NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.content_type, "text/plain; version=0.0.4");
     const char *want = "# HELP sr_test_things_total things\n"
@@ -121,7 +60,7 @@ static void test_metrics(void **state)
                        "sr_admin_requests_total{path=\"/healthz\"} 0\n"
                        "sr_admin_requests_total{path=\"other\"} 0\n";
     assert_string_equal(r.body, want);
-    s_reply_free(&r);
+    sr_test_reply_free(&r);
 
     s_expect("GET", sr_admin_port(a), "/healthz", 200, "application/json", NULL);
     s_expect("GET", sr_admin_port(a), "/nope", 404, "application/json", NULL);
@@ -130,7 +69,7 @@ static void test_metrics(void **state)
     assert_non_null(strstr(r.body, "sr_admin_requests_total{path=\"/metrics\"} 3\n"
                                    "sr_admin_requests_total{path=\"/healthz\"} 1\n"
                                    "sr_admin_requests_total{path=\"other\"} 1\n"));
-    s_reply_free(&r);
+    sr_test_reply_free(&r);
     sr_admin_stop(&a);
     sr_metrics_destroy(&m);
 }
@@ -216,24 +155,24 @@ static void test_errors(void **state)
         {"DELETE", "/healthz", NULL, 405, 1}, {"PUT", "/metrics", "data", 405, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        http_reply_t r = s_http(cases[i].method, port, cases[i].path, cases[i].body);
+        sr_test_reply_t r = s_http(cases[i].method, port, cases[i].path, cases[i].body);
         if (r.status != cases[i].status)
             fail_msg("%s %s: status %ld", cases[i].method, cases[i].path, r.status);
         assert_string_equal(r.content_type, "application/json");
         assert_string_equal(r.body, cases[i].status == 404 ? not_found : not_allowed);
         if (cases[i].allow)
             assert_string_equal(r.allow ? r.allow : "(none)", "GET");
-        s_reply_free(&r);
+        sr_test_reply_free(&r);
     }
     /* the admin's own registry, since none was given, still counts */
-    http_reply_t r = s_http("GET", port, "/metrics", NULL);
+    sr_test_reply_t r = s_http("GET", port, "/metrics", NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "# HELP sr_admin_requests_total admin HTTP requests by path\n"
                                 "# TYPE sr_admin_requests_total counter\n"
                                 "sr_admin_requests_total{path=\"/metrics\"} 3\n"
                                 "sr_admin_requests_total{path=\"/healthz\"} 2\n"
                                 "sr_admin_requests_total{path=\"other\"} 4\n");
-    s_reply_free(&r);
+    sr_test_reply_free(&r);
     sr_admin_stop(&a);
 }
 
@@ -245,8 +184,8 @@ static void test_keep_alive(void **state)
     assert_non_null(a);
     CURL *c = curl_easy_init();
     assert_non_null(c);
-    buf_t b = {calloc(1, 1), 0};
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
+    sr_test_buf_t b = {calloc(1, 1), 0};
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sr_test_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -264,10 +203,10 @@ static void test_keep_alive(void **state)
     curl_easy_cleanup(c);
     free(b.data);
     /* a body on a GET is dropped, not an error */
-    http_reply_t r = s_http("GET", sr_admin_port(a), "/healthz", "ignored=1");
+    sr_test_reply_t r = s_http("GET", sr_admin_port(a), "/healthz", "ignored=1");
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "{\"status\":\"ok\",\"checks\":{}}");
-    s_reply_free(&r);
+    sr_test_reply_free(&r);
     sr_admin_stop(&a);
 }
 
