@@ -280,6 +280,15 @@ static void s_cron(void *arg)
         svc->def->cron(svc);
 }
 
+/* s_count_migrations - rows of the daemon's table before its {0, NULL, NULL} end */
+static size_t s_count_migrations(const sr_service_def_t *def)
+{
+    size_t n = 0;
+    while (def->migrations && def->migrations[n].version != 0)
+        n++;
+    return n;
+}
+
 /* s_start - everything up to and including the daemon's init; 0 or an exit status */
 static int s_start(sr_service_t *svc)
 {
@@ -318,7 +327,7 @@ static int s_start(sr_service_t *svc)
             return 1;
         }
         if (def->schema &&
-            sr_migrate(svc->db, def->schema, def->migrations, def->migration_count) < 0)
+            sr_migrate(svc->db, def->schema, def->migrations, s_count_migrations(def)) < 0)
             return 1;
         sr_admin_set_check(svc->admin, "db", 1, "");
     }

@@ -67,10 +67,9 @@ typedef struct {
     unsigned needs;                        /* SR_NEEDS_* */
     uint16_t admin_port;                   /* default SR_ADMIN_PORT */
     const char *schema;                    /* schema the daemon owns (SR_NEEDS_DB), else NULL */
-    const sr_migration_t *migrations;
-    size_t migration_count;
-    const sr_config_entry_t *config; /* the daemon's own table, or NULL */
-    size_t config_size;              /* sizeof the daemon's config struct */
+    const sr_migration_t *migrations; /* ended by {0, NULL, NULL}; deploy/embed-sql.sh makes it */
+    const sr_config_entry_t *config;  /* the daemon's own table, or NULL */
+    size_t config_size;               /* sizeof the daemon's config struct */
     /* check_config - settings that are each valid but wrong (a malformed key, a pair that
      * conflicts): 0 ok, -1 with a message naming the variable in err; start-up exits 2 */
     int (*check_config)(const void *config, char *err, size_t errlen);

@@ -10,7 +10,6 @@ static const sr_service_def_t ingestd = {
     .admin_port = 7610,
     .schema = "metrics",
     .migrations = ingestd_migrations,
-    .migration_count = 0, /* set in main(): the count is not a constant expression */
     .config = ingestd_config,
     .config_size = sizeof(ingestd_config_t),
     .check_config = ingestd_check_config,
@@ -22,7 +21,5 @@ static const sr_service_def_t ingestd = {
 
 int main(int argc, char **argv)
 {
-    sr_service_def_t def = ingestd;
-    def.migration_count = ingestd_migrations_count;
-    return sr_service_main(argc, argv, &def);
+    return sr_service_main(argc, argv, &ingestd);
 }

@@ -27,6 +27,7 @@
 
 static const sr_migration_t s_migrations[] = {
     {1, "001_items.sql", "CREATE TABLE t_service.items (id bigint PRIMARY KEY, name text);"},
+    {0, NULL, NULL},
 };
 
 static int s_drain_calls;
@@ -51,7 +52,6 @@ static const sr_service_def_t s_def = {
     .admin_port = 0,
     .schema = SCHEMA,
     .migrations = s_migrations,
-    .migration_count = 1,
     .drain = s_drain,
 };
 
