@@ -1,11 +1,11 @@
 /* ingestd_collector - the collector socket, the batch queue, the flush transaction and acks.
  *
  * One ROUTER socket; every message is [routing id][packed CollectorBatch]. A batch is unpacked
- * into its own arena (one allocation per batch, none per row) and queued with the sender's
- * routing id. The queue is flushed when it holds SR_INGEST_FLUSH_ROWS rows, on a timer every
- * SR_INGEST_FLUSH_INTERVAL and from the cron; a flush is one transaction (see s_flush_tx), and
- * acks go out only after its COMMIT. While PostgreSQL is down the queue grows up to
- * SR_INGEST_QUEUE_MAX_ROWS and further batches are answered BUSY; collectors keep every unacked
+ * into its own arena (none per row; arenas are reset into a small pool, not freed) and queued
+ * with the sender's routing id. The queue is flushed when it holds SR_INGEST_FLUSH_ROWS rows, on a
+ * timer every SR_INGEST_FLUSH_INTERVAL and from the cron; a flush is one transaction (see
+ * s_flush_tx), and acks go out only after its COMMIT. While PostgreSQL is down the queue grows up
+ * to SR_INGEST_QUEUE_MAX_ROWS and further batches are answered BUSY; collectors keep every unacked
  * batch, so nothing queued here is lost when the process dies.
  *
  * Samples polled from the platforms (ingestd_sources.c) join the same queue through
@@ -29,7 +29,9 @@
 #define RECV_BATCH_MAX      1000      /* messages per wake-up, so a flood cannot starve the cron */
 #define FLUSH_BATCHES_MAX   1000      /* batches per transaction */
 #define COPY_SEND_BYTES     (1 << 20) /* hand COPY data to libpq in pieces of about this size */
-#define ARENA_CHUNK_MAX     (1 << 20) /* unpacked batches take about twice their packed size */
+#define ARENA_CHUNK_MAX     (4 << 20) /* unpacked batches take about twice their packed size */
+#define ARENA_POOL_MAX      4         /* idle arenas kept for reuse: at most 16 MB in reserve */
+#define POLLED_ARENA_CHUNK  16384     /* also the smallest arena chunk */
 #define PARTITION_EVERY_MS  (3600 * 1000)
 #define PARTITION_RETRY_MS  (60 * 1000)
 #define PUBLISH_INTERVAL_MS 1000
@@ -78,7 +80,8 @@ const sr_config_entry_t ingestd_config[] = {
 typedef struct {
     uint8_t id[256]; /* ZeroMQ routing ids are at most 255 bytes */
     size_t id_len;
-    sr_arena_t *arena; /* holds batch */
+    sr_arena_t *arena;  /* holds batch */
+    size_t arena_chunk; /* its usual chunk size, for the pool */
     Sr__CollectorBatch *batch;
     size_t rows;
     int is_new; /* set during a flush: not in metrics.batches before; always for polled */
@@ -88,6 +91,12 @@ typedef struct {
 typedef enum { REJ_GARBAGE, REJ_OVERSIZE, REJ_INVALID, REJ_FRAMES, REJ_REASONS } reject_t;
 typedef enum { RES_STORED, RES_DUPLICATE, RES_REJECTED, RES_BUSY, RES_RESULTS } result_t;
 
+/* an idle (reset) arena and its usual chunk size */
+typedef struct {
+    sr_arena_t *arena;
+    size_t chunk;
+} pooled_t;
+
 typedef struct {
     sr_service_t *svc;
     const ingestd_config_t *cfg;
@@ -96,6 +105,8 @@ typedef struct {
     int flush_timer;
     entry_t *queue;
     size_t count, cap, queued_rows;
+    pooled_t pool[ARENA_POOL_MAX]; /* creating and freeing a big arena per batch cost page faults */
+    size_t pooled;
     ingestd_copy_t *copy;
     ingestd_publish_t *publish;
     ingestd_sources_t *sources;
@@ -147,9 +158,48 @@ static void s_reject(ingestd_t *self, const zmq_msg_t *id, reject_t reason,
           batch ? batch->batch_seq : 0, SR__ACK_STATUS__ACK_STATUS_REJECTED, error, 0);
 }
 
-static void s_entry_free(entry_t *e)
+/* s_arena_get - an idle arena whose usual chunk holds chunk bytes, or a new one */
+static sr_arena_t *s_arena_get(ingestd_t *self, size_t chunk, size_t *chunk_out)
 {
-    sr_arena_destroy(&e->arena);
+    for (size_t i = self->pooled; i-- > 0;) {
+        if (self->pool[i].chunk >= chunk) {
+            sr_arena_t *arena = self->pool[i].arena;
+            *chunk_out = self->pool[i].chunk;
+            self->pool[i] = self->pool[--self->pooled];
+            return arena;
+        }
+    }
+    *chunk_out = chunk;
+    return sr_arena_new(chunk);
+}
+
+/* s_arena_put - reset an arena into the pool; a full pool swaps out its smallest arena for a
+ * larger one, so the pool drifts towards the batch sizes actually seen */
+static void s_arena_put(ingestd_t *self, sr_arena_t **arena_p, size_t chunk)
+{
+    if (!*arena_p)
+        return;
+    size_t slot = self->pooled;
+    if (self->pooled == ARENA_POOL_MAX) {
+        slot = 0;
+        for (size_t i = 1; i < self->pooled; i++)
+            if (self->pool[i].chunk < self->pool[slot].chunk)
+                slot = i;
+        if (self->pool[slot].chunk >= chunk) {
+            sr_arena_destroy(arena_p);
+            return;
+        }
+        sr_arena_destroy(&self->pool[slot].arena);
+    } else
+        self->pooled++;
+    sr_arena_reset(*arena_p);
+    self->pool[slot] = (pooled_t){*arena_p, chunk};
+    *arena_p = NULL;
+}
+
+static void s_entry_free(ingestd_t *self, entry_t *e)
+{
+    s_arena_put(self, &e->arena, e->arena_chunk);
     e->batch = NULL;
 }
 
@@ -189,42 +239,46 @@ static void s_take(ingestd_t *self, zmq_msg_t *id, zmq_msg_t *body)
         s_reject(self, id, REJ_OVERSIZE, NULL, "batch larger than SR_INGEST_MAX_BATCH");
         return;
     }
-    size_t chunk = len * 2 + 1024;
-    sr_arena_t *arena = sr_arena_new(chunk < ARENA_CHUNK_MAX ? chunk : ARENA_CHUNK_MAX);
+    /* a power of two, so batches of about the same size fit each other's pooled arenas */
+    size_t chunk = POLLED_ARENA_CHUNK;
+    while (chunk < len * 2 + 1024 && chunk < ARENA_CHUNK_MAX)
+        chunk *= 2;
+    sr_arena_t *arena = s_arena_get(self, chunk, &chunk);
     Sr__CollectorBatch *batch =
         sr__collector_batch__unpack(sr_arena_pb_allocator(arena), len, zmq_msg_data(body));
     if (!batch) {
-        sr_arena_destroy(&arena);
+        s_arena_put(self, &arena, chunk);
         s_reject(self, id, REJ_GARBAGE, NULL, "not a CollectorBatch");
         return;
     }
     char err[160];
     if (ingestd_batch_check(batch, err, sizeof err) < 0) {
         s_reject(self, id, REJ_INVALID, batch, err);
-        sr_arena_destroy(&arena);
+        s_arena_put(self, &arena, chunk);
         return;
     }
     if (s_requeued(self, id, batch)) {
-        sr_arena_destroy(&arena);
+        s_arena_put(self, &arena, chunk);
         return;
     }
     size_t rows = batch->n_samples + batch->n_orders + batch->n_interactions;
     if (rows > (uint64_t)self->cfg->queue_max_rows) { /* BUSY would never end */
         s_reject(self, id, REJ_INVALID, batch, "more rows than SR_INGEST_QUEUE_MAX_ROWS");
-        sr_arena_destroy(&arena);
+        s_arena_put(self, &arena, chunk);
         return;
     }
     if (self->queued_rows + rows > (uint64_t)self->cfg->queue_max_rows) {
         sr_counter_inc(self->results[RES_BUSY]);
         s_ack(self, zmq_msg_data(id), zmq_msg_size(id), batch->collector_id, batch->batch_seq,
               SR__ACK_STATUS__ACK_STATUS_BUSY, "queue full", 0);
-        sr_arena_destroy(&arena);
+        s_arena_put(self, &arena, chunk);
         return;
     }
     entry_t *e = s_push(self);
     e->id_len = zmq_msg_size(id) < sizeof e->id ? zmq_msg_size(id) : sizeof e->id;
     memcpy(e->id, zmq_msg_data(id), e->id_len);
     e->arena = arena;
+    e->arena_chunk = chunk;
     e->batch = batch;
     e->rows = rows;
     self->queued_rows += rows;
@@ -239,7 +293,7 @@ int ingestd_enqueue_sample(sr_service_t *svc, const Sr__RoomSample *sample)
     entry_t *e = self->count ? &self->queue[self->count - 1] : NULL;
     if (!e || !e->polled || e->batch->n_samples == POLLED_PER_ENTRY) {
         e = s_push(self);
-        e->arena = sr_arena_new(16384);
+        e->arena = s_arena_get(self, POLLED_ARENA_CHUNK, &e->arena_chunk);
         e->polled = 1;
         e->batch = sr_arena_alloc(e->arena, sizeof *e->batch);
         sr__collector_batch__init(e->batch);
@@ -482,14 +536,14 @@ static int s_flush(ingestd_t *self)
         entry_t *e = &self->queue[i];
         self->queued_rows -= e->rows;
         if (e->polled) {
-            s_entry_free(e);
+            s_entry_free(self, e);
             continue;
         }
         sr_counter_inc(self->results[e->is_new ? RES_STORED : RES_DUPLICATE]);
         s_ack(self, e->id, e->id_len, e->batch->collector_id, e->batch->batch_seq,
               e->is_new ? SR__ACK_STATUS__ACK_STATUS_STORED : SR__ACK_STATUS__ACK_STATUS_DUPLICATE,
               NULL, e->is_new ? (uint32_t)e->rows : 0);
-        s_entry_free(e);
+        s_entry_free(self, e);
     }
     self->count -= n;
     memmove(self->queue, self->queue + n, self->count * sizeof *self->queue);
@@ -684,8 +738,10 @@ void ingestd_fini(sr_service_t *svc)
         sr_info("ingest_unflushed", "batches=%zu rows=%zu (collectors resend them)", self->count,
                 self->queued_rows);
     for (size_t i = 0; i < self->count; i++)
-        s_entry_free(&self->queue[i]);
+        s_entry_free(self, &self->queue[i]);
     free(self->queue);
+    for (size_t i = 0; i < self->pooled; i++)
+        sr_arena_destroy(&self->pool[i].arena);
     for (int a = 0; a < 3; a++)
         free(self->arrays[a]);
     ingestd_copy_destroy(&self->copy);

@@ -10,6 +10,7 @@
 
 #include "sr_alloc.h"
 
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,46 +75,51 @@ static uint8_t *s_reserve(ingestd_copy_t *self, size_t n)
     return p;
 }
 
-static void s_be(uint8_t *p, uint64_t v, int bytes)
+/* The s_put_* helpers write at p (reserved once per row) and return the next byte. */
+static uint8_t *s_put_u16(uint8_t *p, uint16_t v)
 {
-    for (int i = bytes - 1; i >= 0; i--) {
-        p[i] = (uint8_t)(v & 0xff);
-        v >>= 8;
-    }
+    v = htobe16(v);
+    memcpy(p, &v, sizeof v);
+    return p + sizeof v;
 }
 
-static void s_u16(ingestd_copy_t *self, uint16_t v)
+static uint8_t *s_put_u32(uint8_t *p, uint32_t v)
 {
-    s_be(s_reserve(self, 2), v, 2);
+    v = htobe32(v);
+    memcpy(p, &v, sizeof v);
+    return p + sizeof v;
 }
 
-static void s_i16(ingestd_copy_t *self, int16_t v)
+static uint8_t *s_put_i16(uint8_t *p, int16_t v)
 {
-    uint8_t *p = s_reserve(self, 6);
-    s_be(p, 2, 4);
-    s_be(p + 4, (uint16_t)v, 2);
+    return s_put_u16(s_put_u32(p, 2), (uint16_t)v);
 }
 
-static void s_i64(ingestd_copy_t *self, int64_t v)
+static uint8_t *s_put_i64(uint8_t *p, int64_t v)
 {
-    uint8_t *p = s_reserve(self, 12);
-    s_be(p, 8, 4);
-    s_be(p + 4, (uint64_t)v, 8);
+    uint64_t be = htobe64((uint64_t)v);
+    p = s_put_u32(p, 8);
+    memcpy(p, &be, sizeof be);
+    return p + sizeof be;
 }
 
-static void s_ts(ingestd_copy_t *self, int64_t unix_us)
+static uint8_t *s_put_ts(uint8_t *p, int64_t unix_us)
 {
-    s_i64(self, unix_us - PG_EPOCH_OFFSET_US);
+    return s_put_i64(p, unix_us - PG_EPOCH_OFFSET_US);
 }
 
-/* s_text - protobuf-c gives "" for unset strings, so NULL only comes from hand-built messages */
-static void s_text(ingestd_copy_t *self, const char *s)
+static uint8_t *s_put_text(uint8_t *p, const char *s, size_t n)
 {
-    size_t n = s ? strlen(s) : 0;
-    uint8_t *p = s_reserve(self, 4 + n);
-    s_be(p, n, 4);
+    p = s_put_u32(p, (uint32_t)n);
     if (n)
-        memcpy(p + 4, s, n);
+        memcpy(p, s, n);
+    return p + n;
+}
+
+/* s_len - protobuf-c gives "" for unset strings, so NULL only comes from hand-built messages */
+static size_t s_len(const char *s)
+{
+    return s ? strlen(s) : 0;
 }
 
 void ingestd_copy_header(ingestd_copy_t *self)
@@ -123,13 +129,13 @@ void ingestd_copy_header(ingestd_copy_t *self)
     memcpy(s_reserve(self, sizeof header), header, sizeof header);
 }
 
+/* field sizes on the wire: a 4-byte length, then the value */
+#define I16_BYTES     6
+#define I64_BYTES     12
+#define TEXT_BYTES(n) (4 + (n))
+
 void ingestd_copy_sample(ingestd_copy_t *self, const Sr__RoomSample *s)
 {
-    s_u16(self, 22);
-    s_i16(self, (int16_t)s->platform);
-    s_text(self, s->room_id);
-    s_text(self, s->session_id);
-    s_ts(self, s->ts_us);
     const int64_t v[] = {s->online_viewers, s->cumulative_viewers,
                          s->new_viewers,    s->avg_watch_seconds,
                          s->likes,          s->comments,
@@ -139,42 +145,60 @@ void ingestd_copy_sample(ingestd_copy_t *self, const Sr__RoomSample *s)
                          s->orders_paid,    s->paid_buyers,
                          s->gmv_fen,        s->refunds_count,
                          s->refunds_fen,    s->ad_spend_fen};
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
-        s_i64(self, v[i]);
+    size_t nv = sizeof v / sizeof v[0];
+    size_t room = s_len(s->room_id), session = s_len(s->session_id);
+    uint8_t *p = s_reserve(self, 2 + I16_BYTES + TEXT_BYTES(room) + TEXT_BYTES(session) +
+                                     I64_BYTES * (1 + nv));
+    p = s_put_u16(p, (uint16_t)(4 + nv));
+    p = s_put_i16(p, (int16_t)s->platform);
+    p = s_put_text(p, s->room_id, room);
+    p = s_put_text(p, s->session_id, session);
+    p = s_put_ts(p, s->ts_us);
+    for (size_t i = 0; i < nv; i++)
+        p = s_put_i64(p, v[i]);
 }
 
 void ingestd_copy_order(ingestd_copy_t *self, const Sr__OrderEvent *o)
 {
-    s_u16(self, 10);
-    s_i16(self, (int16_t)o->platform);
-    s_text(self, o->room_id);
-    s_text(self, o->session_id);
-    s_ts(self, o->ts_us);
-    s_text(self, o->order_id);
-    s_text(self, o->sku_id);
-    s_i16(self, (int16_t)o->status);
-    s_i64(self, o->quantity);
-    s_i64(self, o->amount_fen);
-    s_text(self, o->buyer_hash);
+    size_t room = s_len(o->room_id), session = s_len(o->session_id), order = s_len(o->order_id),
+           sku = s_len(o->sku_id), buyer = s_len(o->buyer_hash);
+    uint8_t *p =
+        s_reserve(self, 2 + I16_BYTES * 2 + I64_BYTES * 3 + TEXT_BYTES(room) + TEXT_BYTES(session) +
+                            TEXT_BYTES(order) + TEXT_BYTES(sku) + TEXT_BYTES(buyer));
+    p = s_put_u16(p, 10);
+    p = s_put_i16(p, (int16_t)o->platform);
+    p = s_put_text(p, o->room_id, room);
+    p = s_put_text(p, o->session_id, session);
+    p = s_put_ts(p, o->ts_us);
+    p = s_put_text(p, o->order_id, order);
+    p = s_put_text(p, o->sku_id, sku);
+    p = s_put_i16(p, (int16_t)o->status);
+    p = s_put_i64(p, o->quantity);
+    p = s_put_i64(p, o->amount_fen);
+    s_put_text(p, o->buyer_hash, buyer);
 }
 
 void ingestd_copy_interaction(ingestd_copy_t *self, const Sr__InteractionEvent *e)
 {
-    s_u16(self, 9);
-    s_i16(self, (int16_t)e->platform);
-    s_text(self, e->room_id);
-    s_text(self, e->session_id);
-    s_ts(self, e->ts_us);
-    s_i16(self, (int16_t)e->kind);
-    s_i64(self, e->count);
-    s_i64(self, e->value_fen);
-    s_text(self, e->text);
-    s_text(self, e->user_hash);
+    size_t room = s_len(e->room_id), session = s_len(e->session_id), text = s_len(e->text),
+           user = s_len(e->user_hash);
+    uint8_t *p = s_reserve(self, 2 + I16_BYTES * 2 + I64_BYTES * 3 + TEXT_BYTES(room) +
+                                     TEXT_BYTES(session) + TEXT_BYTES(text) + TEXT_BYTES(user));
+    p = s_put_u16(p, 9);
+    p = s_put_i16(p, (int16_t)e->platform);
+    p = s_put_text(p, e->room_id, room);
+    p = s_put_text(p, e->session_id, session);
+    p = s_put_ts(p, e->ts_us);
+    p = s_put_i16(p, (int16_t)e->kind);
+    p = s_put_i64(p, e->count);
+    p = s_put_i64(p, e->value_fen);
+    p = s_put_text(p, e->text, text);
+    s_put_text(p, e->user_hash, user);
 }
 
 void ingestd_copy_trailer(ingestd_copy_t *self)
 {
-    s_u16(self, 0xffff);
+    s_put_u16(s_reserve(self, 2), 0xffff);
 }
 
 const uint8_t *ingestd_copy_data(const ingestd_copy_t *self, size_t *len)
