@@ -366,3 +366,13 @@ void sr_test_db_reset_schema(sr_db_t *db, const char *schema)
     sr_test_db_exec(db, sql);
     free(sql);
 }
+
+char *sr_test_fixture(const char *rel, size_t *len)
+{
+    char *path = sr_asprintf("%s/tests/fixtures/%s", sr_test_env("SR_TEST_ROOT"), rel);
+    char *body = sr_test_read_file(path, len);
+    if (!body)
+        fail_msg("cannot read %s", path);
+    free(path);
+    return body;
+}

@@ -79,6 +79,9 @@ void sr_test_reply_free(sr_test_reply_t *reply);
 long sr_test_http_get(const char *url, char **body);
 /* sr_test_wait_http - poll url until it answers want_status or timeout_ms passes; 0 ok */
 int sr_test_wait_http(const char *url, long want_status, int timeout_ms);
+/* sr_test_fixture - contents of SR_TEST_ROOT/tests/fixtures/rel (length in *len, may be NULL);
+ * fails the test when it cannot be read; caller frees */
+char *sr_test_fixture(const char *rel, size_t *len);
 /* sr_test_sleep_ms - sleep */
 void sr_test_sleep_ms(int ms);
 /* sr_test_read_file - whole file, caller frees; NULL when it cannot be read */

@@ -16,18 +16,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-/* s_fixture - contents of tests/fixtures/platforms/rel; caller frees */
-static char *s_fixture(const char *rel, size_t *len)
-{
-    const char *root = getenv("SR_TEST_ROOT");
-    char *path = sr_asprintf("%s/tests/fixtures/platforms/%s", root && *root ? root : ".", rel);
-    char *body = sr_test_read_file(path, len);
-    if (!body)
-        fail_msg("cannot read %s", path);
-    free(path);
-    return body;
-}
-
 /* s_parse - parse a fixture file for room_id; returns the parse result */
 static ingestd_parse_rc_t s_parse(const char *platform, const char *room_id, const char *rel,
                                   Sr__RoomSample *out, sr_arena_t *arena, char *err, size_t errlen)
@@ -35,7 +23,7 @@ static ingestd_parse_rc_t s_parse(const char *platform, const char *room_id, con
     const ingestd_platform_t *p = ingestd_platform_find(platform);
     assert_non_null(p);
     size_t len = 0;
-    char *body = s_fixture(rel, &len);
+    char *body = sr_test_fixture(rel, &len);
     ingestd_parse_rc_t rc = ingestd_platform_parse(p, room_id, body, len, out, arena, err, errlen);
     free(body);
     return rc;
@@ -52,7 +40,7 @@ typedef struct {
 static const good_t s_good[] = {
     {"channels",
      "ch-room-1",
-     "channels_live_data.json",
+     "platforms/channels_live_data.json",
      "ch-live-20261212-0001",
      1765526460000000,
      12873,
@@ -77,7 +65,7 @@ static const good_t s_good[] = {
     /* 2026-12-12 20:01:00 China time is 2026-12-12T12:01:00Z */
     {"douyin",
      "7312345678901234567",
-     "douyin_live_screen.json",
+     "platforms/douyin_live_screen.json",
      "",
      1797076860000000,
      25412,
@@ -101,7 +89,7 @@ static const good_t s_good[] = {
      SR__PLATFORM__PLATFORM_DOUYIN},
     {"kuaishou",
      "ks-room-9",
-     "kuaishou_realtime_uv.json",
+     "platforms/kuaishou_realtime_uv.json",
      "ks-3xkz9f2q8w",
      1765526460000000,
      8841,
@@ -185,33 +173,34 @@ typedef struct {
 #define KS "ks-room-9"
 
 static const bad_t s_bad[] = {
-    {"channels", CH, "bad/channels_errcode.json", NULL, INGESTD_PARSE_PLATFORM_ERROR,
+    {"channels", CH, "platforms/bad/channels_errcode.json", NULL, INGESTD_PARSE_PLATFORM_ERROR,
      "channels: errcode 40001: invalid credential, access_token is invalid or not latest"},
-    {"channels", CH, "bad/channels_no_data.json", NULL, INGESTD_PARSE_BAD_BODY,
+    {"channels", CH, "platforms/bad/channels_no_data.json", NULL, INGESTD_PARSE_BAD_BODY,
      "channels: data: missing"},
-    {"channels", CH, "bad/channels_missing_gmv.json", NULL, INGESTD_PARSE_BAD_BODY,
+    {"channels", CH, "platforms/bad/channels_missing_gmv.json", NULL, INGESTD_PARSE_BAD_BODY,
      "channels: total_gmv: missing"},
-    {"channels", CH, "bad/channels_negative_count.json", NULL, INGESTD_PARSE_BAD_BODY,
+    {"channels", CH, "platforms/bad/channels_negative_count.json", NULL, INGESTD_PARSE_BAD_BODY,
      "channels: online_audience_count: negative (-5)"},
-    {"douyin", DY, "bad/douyin_string_count.json", NULL, INGESTD_PARSE_BAD_BODY,
+    {"douyin", DY, "platforms/bad/douyin_string_count.json", NULL, INGESTD_PARSE_BAD_BODY,
      "douyin: pay_ucnt: expected an integer, got string"},
-    {"douyin", DY, "bad/douyin_three_decimals.json", NULL, INGESTD_PARSE_BAD_BODY,
+    {"douyin", DY, "platforms/bad/douyin_three_decimals.json", NULL, INGESTD_PARSE_BAD_BODY,
      "douyin: pay_amt: more than 2 decimals (2345678.905)"},
-    {"douyin", DY, "bad/douyin_rate_limited.json", NULL, INGESTD_PARSE_PLATFORM_ERROR,
+    {"douyin", DY, "platforms/bad/douyin_rate_limited.json", NULL, INGESTD_PARSE_PLATFORM_ERROR,
      "douyin: code 10002: request too frequent"},
-    {"douyin", DY, "bad/douyin_bad_time.json", NULL, INGESTD_PARSE_BAD_BODY,
+    {"douyin", DY, "platforms/bad/douyin_bad_time.json", NULL, INGESTD_PARSE_BAD_BODY,
      "douyin: update_time: not a time \"YYYY-MM-DD HH:MM:SS\" (\"2026-12-12T20:01:00\")"},
-    {"douyin", "7300000000000000001", "douyin_live_screen.json", NULL, INGESTD_PARSE_BAD_BODY,
+    {"douyin", "7300000000000000001", "platforms/douyin_live_screen.json", NULL,
+     INGESTD_PARSE_BAD_BODY,
      "douyin: room_id: answer for room \"7312345678901234567\", asked for "
      "\"7300000000000000001\""},
-    {"douyin", DY, "bad/not_json.html", NULL, INGESTD_PARSE_BAD_BODY,
+    {"douyin", DY, "platforms/bad/not_json.html", NULL, INGESTD_PARSE_BAD_BODY,
      "douyin: not JSON: '[' or '{' expected near '<' (line 1 column 1)"},
-    {"kuaishou", KS, "bad/kuaishou_junk_yuan.json", NULL, INGESTD_PARSE_BAD_BODY,
+    {"kuaishou", KS, "platforms/bad/kuaishou_junk_yuan.json", NULL, INGESTD_PARSE_BAD_BODY,
      "kuaishou: gmvYuan: not a yuan amount (\"12a.00\")"},
-    {"kuaishou", KS, "bad/kuaishou_three_decimals.json", NULL, INGESTD_PARSE_BAD_BODY,
+    {"kuaishou", KS, "platforms/bad/kuaishou_three_decimals.json", NULL, INGESTD_PARSE_BAD_BODY,
      "kuaishou: refundYuan: more than 2 decimals (\"12345.600\")"},
-    {"kuaishou", KS, "bad/kuaishou_token_expired.json", NULL, INGESTD_PARSE_PLATFORM_ERROR,
-     "kuaishou: result 0: access token expired"},
+    {"kuaishou", KS, "platforms/bad/kuaishou_token_expired.json", NULL,
+     INGESTD_PARSE_PLATFORM_ERROR, "kuaishou: result 0: access token expired"},
     {"kuaishou", KS, NULL, "", INGESTD_PARSE_BAD_BODY, "kuaishou: empty body"},
     {"kuaishou", KS, NULL, "{\"result\":1,\"data\":{\"liveStr", INGESTD_PARSE_BAD_BODY,
      "kuaishou: not JSON: premature end of input near '\"liveStr' (line 1 column 28)"},
@@ -235,7 +224,7 @@ static const bad_t s_bad[] = {
 static char *s_fixture_with(const char *rel, const char *field, const char *json_value)
 {
     size_t len = 0;
-    char *good = s_fixture(rel, &len);
+    char *good = sr_test_fixture(rel, &len);
     char *key = sr_asprintf("\"%s\": ", field);
     char *at = strstr(good, key);
     assert_non_null(at);
@@ -254,7 +243,7 @@ static void test_bad_bodies(void **state)
         const bad_t *b = &s_bad[i];
         const ingestd_platform_t *p = ingestd_platform_find(b->platform);
         size_t len = b->body ? strlen(b->body) : 0;
-        char *owned = b->file ? s_fixture(b->file, &len) : NULL;
+        char *owned = b->file ? sr_test_fixture(b->file, &len) : NULL;
         Sr__RoomSample s;
         char err[256] = "";
         ingestd_parse_rc_t rc = ingestd_platform_parse(p, b->room_id, owned ? owned : b->body, len,
@@ -303,7 +292,8 @@ static void test_yuan_strings(void **state)
     const ingestd_platform_t *p = ingestd_platform_find("kuaishou");
     sr_arena_t *arena = sr_arena_new(4096);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *body = s_fixture_with("kuaishou_realtime_uv.json", "gmvYuan", cases[i].value);
+        char *body =
+            s_fixture_with("platforms/kuaishou_realtime_uv.json", "gmvYuan", cases[i].value);
         Sr__RoomSample s;
         char err[256] = "";
         ingestd_parse_rc_t rc =
@@ -355,7 +345,8 @@ static void test_douyin_numbers_and_times(void **state)
     const ingestd_platform_t *p = ingestd_platform_find("douyin");
     sr_arena_t *arena = sr_arena_new(4096);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *body = s_fixture_with("douyin_live_screen.json", cases[i].field, cases[i].value);
+        char *body =
+            s_fixture_with("platforms/douyin_live_screen.json", cases[i].field, cases[i].value);
         Sr__RoomSample s;
         char err[256] = "";
         ingestd_parse_rc_t rc =

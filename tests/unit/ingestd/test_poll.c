@@ -38,18 +38,18 @@ typedef struct {
 } room_plan_t;
 
 static const room_plan_t s_plan[NROOMS] = {
-    {"channels", "ch-good", 200, "channels_live_data.json", 0, 1},
+    {"channels", "ch-good", 200, "platforms/channels_live_data.json", 0, 1},
     {"channels", "ch-500", 500, NULL, 0, 0},
-    {"channels", "ch-denied", 200, "bad/channels_errcode.json", 0, 0},
-    {"douyin", "7312345678901234567", 200, "douyin_live_screen.json", 0, 1},
-    {"douyin", "dy-garbage", 200, "bad/not_json.html", 0, 0},
-    {"kuaishou", "ks-good", 200, "kuaishou_realtime_uv.json", 0, 1},
-    {"kuaishou", "ks-slow", 200, "kuaishou_realtime_uv.json", 1, 0},
+    {"channels", "ch-denied", 200, "platforms/bad/channels_errcode.json", 0, 0},
+    {"douyin", "7312345678901234567", 200, "platforms/douyin_live_screen.json", 0, 1},
+    {"douyin", "dy-garbage", 200, "platforms/bad/not_json.html", 0, 0},
+    {"kuaishou", "ks-good", 200, "platforms/kuaishou_realtime_uv.json", 0, 1},
+    {"kuaishou", "ks-slow", 200, "platforms/kuaishou_realtime_uv.json", 1, 0},
 };
 
 /* a room that fails one whole round (1 + 2 retries), then recovers */
 static const room_plan_t s_flaky_plan[] = {
-    {"channels", "ch-flaky", 200, "channels_live_data.json", 0, 1, 3},
+    {"channels", "ch-flaky", 200, "platforms/channels_live_data.json", 0, 1, 3},
 };
 
 typedef struct {
@@ -69,17 +69,6 @@ typedef struct {
     Sr__RoomSample last[NROOMS]; /* numbers only: strings are checked in the callback */
     int wrong_room;
 } sink_t;
-
-static char *s_fixture(const char *rel, size_t *len)
-{
-    const char *root = getenv("SR_TEST_ROOT");
-    char *path = sr_asprintf("%s/tests/fixtures/platforms/%s", root && *root ? root : ".", rel);
-    char *body = sr_test_read_file(path, len);
-    if (!body)
-        fail_msg("cannot read %s", path);
-    free(path);
-    return body;
-}
 
 static int s_plan_index(const room_plan_t *plan, int nplan, const char *platform, const char *room)
 {
@@ -195,7 +184,7 @@ static void s_start(harness_t *h, const room_plan_t *plan, int nplan)
     h->srv.nplan = h->sink.nplan = nplan;
     for (int i = 0; i < nplan; i++)
         if (plan[i].fixture)
-            h->srv.bodies[i] = s_fixture(plan[i].fixture, &h->srv.lens[i]);
+            h->srv.bodies[i] = sr_test_fixture(plan[i].fixture, &h->srv.lens[i]);
     h->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
                                  NULL, NULL, s_answer, &h->srv, MHD_OPTION_END);
     assert_non_null(h->daemon);
