@@ -32,11 +32,6 @@ void sr_log_set_level(sr_log_level_t level)
     s_level = level;
 }
 
-sr_log_level_t sr_log_get_level(void)
-{
-    return s_level;
-}
-
 void sr_log_set_fd(int fd)
 {
     s_fd = fd;

@@ -29,7 +29,6 @@ typedef enum {
 /* sr_log_init - name the process in every line; both strings are copied */
 void sr_log_init(const char *service, const char *instance);
 void sr_log_set_level(sr_log_level_t level);
-sr_log_level_t sr_log_get_level(void);
 /* sr_log_level_parse - "debug", "info", "warn", "error" -> level; -1 on anything else */
 int sr_log_level_parse(const char *text, sr_log_level_t *level) __attribute__((warn_unused_result));
 /* sr_log_set_fd - where lines go (stderr by default); tests point it at a pipe or file */
