@@ -14,7 +14,7 @@
 
 BUILD    ?= build
 SAN      ?=
-PKGS     := libzmq libpq libprotobuf-c libcurl jansson libmicrohttpd libsodium
+PKGS     := libzmq libpq libprotobuf-c libcurl jansson libmicrohttpd libsodium libcrypto
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-zero-length

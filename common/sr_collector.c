@@ -185,6 +185,11 @@ static int s_handle_ack(sr_collector_t *self, const zmq_msg_t *frame, int64_t no
             self->stats.rows += ack->rows;
             s_settle(self, p);
             break;
+        case SR__ACK_STATUS__ACK_STATUS_SPOOLED:
+            self->stats.spooled++;
+            self->stats.rows += ack->rows;
+            s_settle(self, p);
+            break;
         case SR__ACK_STATUS__ACK_STATUS_DUPLICATE:
             self->stats.duplicate++;
             s_settle(self, p);

@@ -3,7 +3,8 @@
  * A DEALER socket connects to one or more sr-ingestd ROUTER endpoints; ZeroMQ spreads batches
  * round-robin over the connected ones (ZMQ_IMMEDIATE: never onto a peer that is not up). Each
  * batch gets the next batch_seq (from 1) and is kept, packed, until an ack settles it: STORED,
- * DUPLICATE (stored before) and REJECTED (resending will not help) end it; BUSY waits busy_wait_ms
+ * SPOOLED (in ingestd's spool file, stored later), DUPLICATE (stored before) and REJECTED
+ * (resending will not help) end it; BUSY waits busy_wait_ms
  * and resends; no answer within resend_ms resends. Because ingestd records (collector_id,
  * batch_seq) in the same transaction as the rows, resending is always safe.
  *
@@ -33,10 +34,11 @@ typedef struct {
     uint64_t sent;      /* batches handed to sr_collector_send() */
     uint64_t resent;    /* sends after the first, for any reason */
     uint64_t stored;    /* acks STORED */
+    uint64_t spooled;   /* acks SPOOLED */
     uint64_t duplicate; /* acks DUPLICATE */
     uint64_t rejected;  /* acks REJECTED */
     uint64_t busy;      /* acks BUSY */
-    uint64_t rows;      /* rows stored, as the STORED acks say */
+    uint64_t rows;      /* rows stored or spooled, as the STORED and SPOOLED acks say */
 } sr_collector_stats_t;
 
 /* sr_collector_new - connect to endpoints (comma-separated, e.g. "tcp://a:7620,tcp://b:7620");

@@ -42,7 +42,15 @@ struct sr_http_request_t {
     struct MHD_Connection *conn;
     const char *path, *method;
     unsigned refused;
+    const char *body;
+    size_t body_len;
 };
+
+/* body_t - the upload of a POST in progress (the connection's con_cls) */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} body_t;
 
 /* s_sockaddr - addr:port as an IPv4 or IPv6 socket address; 0 ok, -1 when it is
  * neither */
@@ -82,8 +90,8 @@ sr_http_reply_t sr_http_error(unsigned status, const char *code, const char *mes
     return (sr_http_reply_t){status, SR_HTTP_JSON, text};
 }
 
-/* s_send - queue the reply; MHD takes the body */
-static enum MHD_Result s_send(struct MHD_Connection *conn, sr_http_reply_t *r)
+/* s_send - queue the reply; MHD takes the body. allow is the method a 405 names. */
+static enum MHD_Result s_send(struct MHD_Connection *conn, sr_http_reply_t *r, const char *allow)
 {
     size_t len = r->body ? strlen(r->body) : 0;
     struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -96,43 +104,107 @@ static enum MHD_Result s_send(struct MHD_Connection *conn, sr_http_reply_t *r)
     if (r->content_type)
         rc = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     if (rc == MHD_YES && r->status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        rc = MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, MHD_HTTP_METHOD_GET);
+        rc = MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (rc == MHD_YES)
         rc = MHD_queue_response(conn, r->status, resp);
     MHD_destroy_response(resp);
     return rc;
 }
 
+static const char *s_route_method(const sr_http_route_t *route)
+{
+    return route->method ? route->method : MHD_HTTP_METHOD_GET;
+}
+
+/* s_route - the route for path and method; *path_known tells whether the path has any */
+static const sr_http_route_t *s_route(const sr_http_server_t *self, const char *path,
+                                      const char *method, const sr_http_route_t **path_known)
+{
+    *path_known = NULL;
+    for (size_t i = 0; i < self->nroutes; i++) {
+        const sr_http_route_t *r = &self->routes[i];
+        if (!r->path || strcmp(path, r->path) != 0)
+            continue;
+        if (strcmp(method, s_route_method(r)) == 0)
+            return r;
+        *path_known = r;
+    }
+    return NULL;
+}
+
+/* s_body - take a piece of a POST body; 0 ok, -1 when it passes the route's limit */
+static int s_body(body_t *body, const char *data, size_t n, size_t max)
+{
+    if (body->len + n > max)
+        return -1;
+    if (body->len + n + 1 > body->cap) {
+        body->cap = (body->len + n + 1) * 2 < max + 1 ? (body->len + n + 1) * 2 : max + 1;
+        body->data = sr_realloc(body->data, body->cap);
+    }
+    memcpy(body->data + body->len, data, n);
+    body->len += n;
+    body->data[body->len] = '\0';
+    return 0;
+}
+
 /* s_request - MHD's access handler. A GET waits for the whole request so the
- * connection can be kept alive; anything else is answered at the first call,
- * before its body is read, so a client cannot make the server's thread take in
- * an upload. */
+ * connection can be kept alive, and its body is dropped. A POST to a POST route
+ * is read up to the route's max_body (413 beyond, checked against
+ * Content-Length first) and handed to the handler once complete. Anything else
+ * is answered at the first call, before its body is read, so a client cannot
+ * make the server's thread take in an upload it does not want. */
 static enum MHD_Result s_request(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
-    (void)upload_data;
-    int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
-    if (is_get && !*con_cls) {
-        *con_cls = cls;
-        return MHD_YES;
-    }
-    if (is_get && *upload_data_size) {
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
     sr_http_server_t *self = cls;
-    const sr_http_route_t *route = NULL;
-    for (size_t i = 0; i < self->nroutes && !route; i++) {
-        if (self->routes[i].path && strcmp(url, self->routes[i].path) == 0)
-            route = &self->routes[i];
+    const sr_http_route_t *other = NULL;
+    const sr_http_route_t *route = s_route(self, url, method, &other);
+    int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+    int reads_body = route && !is_get;
+    sr_http_request_t req = {conn, url, method, 0, NULL, 0};
+    if (reads_body) {
+        body_t *body = *con_cls;
+        if (!body) {
+            const char *length =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            if (length && strtoull(length, NULL, 10) > route->max_body) {
+                sr_http_reply_t r = sr_http_error(MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+                                                  "request body too large");
+                return s_send(conn, &r, NULL);
+            }
+            *con_cls = sr_calloc(1, sizeof(body_t));
+            return MHD_YES;
+        }
+        if (*upload_data_size) {
+            int ok = s_body(body, upload_data, *upload_data_size, route->max_body) == 0;
+            *upload_data_size = 0;
+            if (ok)
+                return MHD_YES;
+            body->len = SIZE_MAX; /* remembered: answer 413 when the upload ends */
+            return MHD_YES;
+        }
+        if (body->len == SIZE_MAX) {
+            sr_http_reply_t r =
+                sr_http_error(MHD_HTTP_CONTENT_TOO_LARGE, "too_large", "request body too large");
+            return s_send(conn, &r, NULL);
+        }
+        req.body = body->data ? body->data : "";
+        req.body_len = body->len;
+    } else {
+        if (is_get && !*con_cls) {
+            *con_cls = cls;
+            return MHD_YES;
+        }
+        if (is_get && *upload_data_size) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
     }
-    sr_http_request_t req = {conn, url, method, 0};
     if (!route)
-        req.refused = MHD_HTTP_NOT_FOUND;
-    else if (!is_get)
-        req.refused = MHD_HTTP_METHOD_NOT_ALLOWED;
+        req.refused = other ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND;
+    const char *allow = other ? s_route_method(other) : MHD_HTTP_METHOD_GET;
     sr_http_reply_t r;
     if (!req.refused)
         r = route->handler(self->arg, &req);
@@ -140,9 +212,26 @@ static enum MHD_Result s_request(void *cls, struct MHD_Connection *conn, const c
         r = self->fallback->handler(self->arg, &req);
     else if (req.refused == MHD_HTTP_NOT_FOUND)
         r = sr_http_error(MHD_HTTP_NOT_FOUND, "not_found", "no such path");
-    else
-        r = sr_http_error(MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "only GET is allowed");
-    return s_send(conn, &r);
+    else {
+        char msg[64];
+        snprintf(msg, sizeof msg, "only %s is allowed", allow);
+        r = sr_http_error(MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", msg);
+    }
+    return s_send(conn, &r, allow);
+}
+
+/* s_completed - free a POST's body when its request ends, answered or not */
+static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    if (*con_cls && *con_cls != cls) {
+        body_t *body = *con_cls;
+        free(body->data);
+        free(body);
+    }
+    *con_cls = NULL;
 }
 
 /* s_mhd_log - MHD's complaints: the first one while starting is kept for err,
@@ -201,7 +290,8 @@ sr_http_server_t *sr_http_server_new(const char *addr, uint16_t port, const sr_h
         flags, port, NULL, NULL, s_request, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+        (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        MHD_OPTION_END);
     pthread_mutex_lock(&self->lock);
     self->started = self->daemon != NULL;
     if (self->daemon) {
@@ -253,6 +343,12 @@ const char *sr_http_request_query(const sr_http_request_t *req, const char *name
 const char *sr_http_request_header(const sr_http_request_t *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *sr_http_request_body(const sr_http_request_t *req, size_t *len)
+{
+    *len = req->body_len;
+    return req->body;
 }
 
 unsigned sr_http_request_refused(const sr_http_request_t *req)

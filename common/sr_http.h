@@ -1,12 +1,14 @@
-/* sr_http - a small GET server on libmicrohttpd for the admin endpoint, the
+/* sr_http - a small HTTP server on libmicrohttpd for the admin endpoint, the
  * simulator, webhooks.
  *
  * MHD serves from its own thread; a handler runs there, so whatever it reads
  * must be safe to read from that thread. Routes are the caller's static table,
- * matched by exact path. A GET is answered once the whole request is in (a body
- * is dropped, keep-alive works); any other method is answered at once, before
- * its body is read, with 405 and "Allow: GET" on a known path, 404 on an
- * unknown one. Those two refusals get the standard JSON error envelope
+ * matched by exact path and method (GET unless the route names another). A GET
+ * is answered once the whole request is in (a body is dropped, keep-alive
+ * works); a request to a POST route once its body is in, up to the route's
+ * max_body (413 "too_large" beyond). Any other request is answered at once,
+ * before its body is read, with 405 and "Allow: <the route's method>" on a
+ * known path, 404 on an unknown one. Those two refusals get the standard JSON error envelope
  * (sr_http_error()) unless the table has a fallback route (path NULL), which
  * then answers them instead.
  */
@@ -32,6 +34,8 @@ typedef sr_http_reply_t (*sr_http_handler_fn)(void *arg, const sr_http_request_t
 typedef struct {
     const char *path; /* exact; NULL makes this the fallback for 404 and 405 */
     sr_http_handler_fn handler;
+    const char *method; /* NULL = GET; "POST" reads the body */
+    size_t max_body;    /* bytes of a POST body at most */
 } sr_http_route_t;
 
 /* sr_http_server_new - listen on addr:port (an IPv4 or IPv6 literal, NULL for
@@ -54,6 +58,9 @@ const char *sr_http_request_query(const sr_http_request_t *req, const char *name
 /* sr_http_request_header - a request header (name case-insensitive); NULL when
  * absent */
 const char *sr_http_request_header(const sr_http_request_t *req, const char *name);
+/* sr_http_request_body - a POST's body, NUL-terminated (len without the NUL);
+ * NULL for a GET */
+const char *sr_http_request_body(const sr_http_request_t *req, size_t *len);
 /* sr_http_request_refused - in the fallback route: 404 or 405, what the server
  * would answer */
 unsigned sr_http_request_refused(const sr_http_request_t *req);

@@ -12,7 +12,7 @@ set -euo pipefail
 BUILD_PACKAGES=(
   build-essential pkg-config git
   libzmq3-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
-  libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev libsodium-dev
+  libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev libsodium-dev libssl-dev
 )
 RUN_PACKAGES=(
   libcmocka-dev clang-format postgresql-15 postgresql-client-15 curl wrk docker-compose

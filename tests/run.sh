@@ -7,7 +7,8 @@
 #   SR_TEST_PG_PORT  its port                         SR_TEST_BIN     the daemons (BUILD/bin)
 #   SR_TEST_ROOT     the checkout                     SR_TEST_TMP     a scratch folder
 # Each binary's output goes to BUILD/test-logs/NAME.log and is printed when it fails. The last
-# line is "N passed, N failed".
+# line is "N passed, N failed". SR_TEST_ONLY=PATTERN runs only the tests whose name (e.g.
+# "integration/test_ingestd") contains PATTERN.
 set -u
 build=${1:?usage: tests/run.sh BUILD}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +22,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 run_one() {
   local name=$1; shift
+  case $name in *"${SR_TEST_ONLY:-}"*) ;; *) return 0 ;; esac
   local log=$logs/$(echo "$name" | tr '/' '_').log
   local start=$SECONDS
   if timeout 600 "$@" >"$log" 2>&1; then

@@ -1,30 +1,48 @@
 /* ingestd - live-room samples, orders and interactions from collectors into PostgreSQL.
  *
- * Collectors send CollectorBatch frames (proto/collector.proto) to a ROUTER socket. Batches wait
- * in a bounded queue and are flushed by size or time in one transaction: the batch ids go into
- * metrics.batches (ON CONFLICT DO NOTHING tells which are new), the rows of the new batches are
- * binary-COPYed into metrics.room_samples / orders / interactions, then COMMIT, and only then
- * each batch is acked STORED or DUPLICATE. A collector resends what has no ack, so a crash
- * between COMMIT and ack only costs a DUPLICATE answer. After a commit the latest sample per
- * room is published on `metric.room`, at most once per second per room. The cron keeps the daily
- * partitions and the per-minute rollup (metrics.room_minutes) up to date.
+ * Collectors send CollectorBatch frames (proto/collector.proto) to a ROUTER socket; samples
+ * polled from the platforms and Douyin's interaction pushes are gathered into batches of their
+ * own. Batches wait in a bounded memory queue and are flushed by size or time: the loop thread
+ * hands a unit (the head of the queue) to a writer thread, which in one transaction records the
+ * batch ids in metrics.batches (ON CONFLICT DO NOTHING tells which are new), binary-COPYs the
+ * rows of the new batches into metrics.room_samples / orders / interactions and commits; back
+ * on the loop thread each collector batch is acked STORED or DUPLICATE, and the latest sample
+ * per room is published on `metric.room` (at most once per second per room) and every order on
+ * `order.<status>`. A collector resends what has no ack, so a crash between COMMIT and ack only
+ * costs a DUPLICATE answer.
  *
- * Files: main.c (the definition), ingestd_collector.c (socket, queue, flush, acks, metrics),
- * ingestd_check.c (batch validation), ingestd_copy.c (the PGCOPY binary encoder), ingestd_publish.c
- * (metric.room rate limit), ingestd_sources.c (the platform poller and room discovery, feeding
- * the same queue), ingestd_poll.c / ingestd_platform*.c (libcurl poller, JSON connectors),
- * migrations/001_tables.sql (schema metrics, partition upkeep).
+ * While PostgreSQL is down the queue fills up to SR_INGEST_QUEUE_MAX_ROWS; after that batches
+ * go to the spool file (acked SPOOLED once written) until it holds SR_INGEST_SPOOL_MAX, and
+ * only then are collectors answered BUSY. Once the database is back the queue is flushed first,
+ * then the spool is replayed in order; while it holds anything, new batches join its end so
+ * the order stays. The cron keeps the daily partitions and the per-minute rollup up to date.
+ *
+ * Files: main.c (the definition), ingestd_queue.c (queue, units, spool and replay, publishing,
+ * drain), ingestd_collector.c (the collector socket, acks, rejects), ingestd_writer.c (writer
+ * threads, the flush transaction), ingestd_copy.c (the PGCOPY binary encoder), ingestd_spool.c
+ * (the spool file), ingestd_check.c (batch validation), ingestd_publish.c (metric.room rate
+ * limit), ingestd_upkeep.c (partitions, rollup), ingestd_push.c (Douyin interaction pushes),
+ * ingestd_sources.c (the platform poller and room discovery), ingestd_poll.c /
+ * ingestd_platform*.c (libcurl poller, JSON connectors), migrations/001_tables.sql.
  */
 #ifndef INGESTD_H
 #define INGESTD_H
 
 #include "collector.pb-c.h"
 #include "metrics.pb-c.h"
+#include "sr_arena.h"
 #include "sr_service.h"
 
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
+
+typedef enum {
+    INGESTD_TABLE_SAMPLES = 0,
+    INGESTD_TABLE_ORDERS,
+    INGESTD_TABLE_INTERACTIONS,
+    INGESTD_TABLES
+} ingestd_table_t;
 
 typedef struct {
     char *collector_bind;       /* SR_INGEST_COLLECTOR_BIND */
@@ -41,6 +59,12 @@ typedef struct {
     int64_t poll_interval_ms;   /* SR_INGEST_POLL_INTERVAL */
     int64_t poll_timeout_ms;    /* SR_INGEST_POLL_TIMEOUT */
     char *platform_token;       /* SR_INGEST_PLATFORM_TOKEN: sent, never logged */
+    int64_t writers;            /* SR_INGEST_WRITERS */
+    char *spool_dir;            /* SR_INGEST_SPOOL_DIR */
+    int64_t spool_max_bytes;    /* SR_INGEST_SPOOL_MAX */
+    char *spool_fsync;          /* SR_INGEST_SPOOL_FSYNC: always, second, never */
+    char *push_bind;            /* SR_INGEST_PUSH_BIND: "addr:port", "" = no push endpoint */
+    char *push_secret;          /* SR_INGEST_PUSH_SECRET: checks x-signature; never logged */
 } ingestd_config_t;
 
 extern const sr_config_entry_t ingestd_config[];
@@ -54,9 +78,140 @@ int ingestd_drain(sr_service_t *svc);
 void ingestd_fini(sr_service_t *svc);
 
 /* ingestd_enqueue_sample - queue one polled sample (copied) for the next flush, stored like a
- * collector's rows but without a metrics.batches row or an ack; 0, or -1 when the queue is full
+ * collector's rows but without an ack; 0, or -1 when neither the queue nor the spool has room
  * (the caller counts the drop) */
 int ingestd_enqueue_sample(sr_service_t *svc, const Sr__RoomSample *sample);
+/* ingestd_enqueue_interaction - the same for one pushed interaction */
+int ingestd_enqueue_interaction(sr_service_t *svc, const Sr__InteractionEvent *event);
+
+/* --- ingestd_queue: entries, units, spool and replay ---------------------------------------- */
+
+typedef enum {
+    INGESTD_FROM_COLLECTOR = 0, /* acked after the commit */
+    INGESTD_FROM_LOCAL,         /* polled or pushed: no ack, no batch id until spooled */
+    INGESTD_FROM_SPOOL,         /* replayed: has a batch id, was acked SPOOLED before */
+} ingestd_origin_t;
+
+/* ingestd_entry_t - one queued batch */
+typedef struct {
+    uint8_t id[256]; /* the collector's ZeroMQ routing id, for the ack (at most 255 bytes) */
+    size_t id_len;
+    sr_arena_t *arena;  /* holds batch */
+    size_t arena_chunk; /* its usual chunk size, for the pool */
+    Sr__CollectorBatch *batch;
+    size_t rows;
+    ingestd_origin_t origin;
+    int is_new; /* set by the writer: not in metrics.batches before (always for local) */
+} ingestd_entry_t;
+
+/* ingestd_unit_t - the batches of one flush transaction, owned by a writer while in flight */
+typedef struct {
+    ingestd_entry_t *entries;
+    size_t count, cap, rows;
+    uint64_t table_rows[INGESTD_TABLES]; /* rows COPYed, when it worked */
+    int failed;
+    char error[256];      /* why it failed, "step=... err=\"...\"" */
+    int64_t duration_us;  /* of the transaction */
+} ingestd_unit_t;
+
+typedef struct ingestd_t ingestd_t;
+
+/* ingestd_queue_* - for the collector socket (ingestd_collector.c), on the loop thread */
+typedef enum { INGESTD_QUEUED, INGESTD_SPOOLED, INGESTD_FULL } ingestd_admit_t;
+/* ingestd_queue_admit - take a checked collector batch (arena and all) into the queue, or write
+ * packed (its bytes as received) to the spool; INGESTD_FULL leaves the entry to the caller */
+ingestd_admit_t ingestd_queue_admit(ingestd_t *self, ingestd_entry_t *entry, const uint8_t *packed,
+                                    size_t packed_len);
+/* ingestd_queue_requeued - a resend of a batch still queued or in flight: remember the newest
+ * sender's routing id for the ack and return 1 */
+int ingestd_queue_requeued(ingestd_t *self, const uint8_t *id, size_t id_len,
+                           const Sr__CollectorBatch *batch);
+/* ingestd_queue_arena / _release - pooled arenas for entries */
+sr_arena_t *ingestd_queue_arena(ingestd_t *self, size_t chunk, size_t *chunk_out);
+void ingestd_queue_release(ingestd_t *self, ingestd_entry_t *entry);
+/* ingestd_queue_kick - flush when enough rows are waiting */
+void ingestd_queue_kick(ingestd_t *self);
+
+/* --- ingestd_collector: the collector socket ------------------------------------------------ */
+
+typedef struct ingestd_collector_t ingestd_collector_t;
+
+ingestd_collector_t *ingestd_collector_new(ingestd_t *queue, sr_service_t *svc);
+void ingestd_collector_destroy(ingestd_collector_t **self_p);
+/* ingestd_collector_ack - answer a committed (or spooled) collector batch */
+void ingestd_collector_ack(ingestd_collector_t *self, const ingestd_entry_t *entry,
+                           Sr__AckStatus status);
+
+/* --- ingestd_writer: writer threads, each with its own connection --------------------------- */
+
+typedef struct ingestd_writer_t ingestd_writer_t;
+typedef void(ingestd_writer_done_fn)(void *arg, ingestd_unit_t *unit);
+
+/* ingestd_writer_new - `threads` writers connected to url; done(arg, unit) runs on the loop
+ * thread for each finished unit. NULL (logged) when a connection cannot be made. */
+ingestd_writer_t *ingestd_writer_new(sr_loop_t *loop, const char *url, int threads, int attempts,
+                                     ingestd_writer_done_fn *done, void *arg);
+/* ingestd_writer_set_done - where finished units go from now on (e.g. while shutting down) */
+void ingestd_writer_set_done(ingestd_writer_t *self, ingestd_writer_done_fn *done, void *arg);
+/* ingestd_writer_destroy - waits for the units in flight and hands them to done */
+void ingestd_writer_destroy(ingestd_writer_t **self_p);
+/* ingestd_writer_idle - writers free to take a unit */
+int ingestd_writer_idle(const ingestd_writer_t *self);
+/* ingestd_writer_submit - hand a unit to an idle writer; -1 when none is idle */
+int ingestd_writer_submit(ingestd_writer_t *self, ingestd_unit_t *unit);
+
+/* --- ingestd_spool: the spool file ---------------------------------------------------------- */
+
+typedef enum {
+    INGESTD_SPOOL_SYNC_ALWAYS = 0, /* fdatasync before a spooled batch is acked */
+    INGESTD_SPOOL_SYNC_SECOND,     /* fdatasync at most a second after a write */
+    INGESTD_SPOOL_SYNC_NEVER,      /* leave it to the kernel */
+} ingestd_spool_sync_t;
+
+typedef struct ingestd_spool_t ingestd_spool_t;
+
+/* ingestd_spool_open - open (or create, with dir) <dir>/ingestd-<instance>.spool and check every
+ * record in it; a corrupt tail is kept aside, cut off and logged. NULL with err when the file
+ * cannot be used. */
+ingestd_spool_t *ingestd_spool_open(const char *dir, const char *instance, uint64_t max_bytes,
+                                    ingestd_spool_sync_t sync, char *err, size_t errlen);
+void ingestd_spool_close(ingestd_spool_t **self_p);
+/* ingestd_spool_append - write one record (synced when the policy is ALWAYS); -1 with errno,
+ * ENOSPC when it would pass max_bytes; a failed write leaves no partial record */
+int ingestd_spool_append(ingestd_spool_t *self, const uint8_t *data, size_t len);
+/* ingestd_spool_flush - fdatasync what was written since the last one */
+int ingestd_spool_flush(ingestd_spool_t *self);
+/* ingestd_spool_next - the next unread record (valid until the next call): its length, 0 when
+ * none is left, -1 when the file cannot be read */
+int64_t ingestd_spool_next(ingestd_spool_t *self, const uint8_t **data);
+/* ingestd_spool_reset - empty the file once everything read is committed */
+int ingestd_spool_reset(ingestd_spool_t *self);
+uint64_t ingestd_spool_unread(const ingestd_spool_t *self);
+uint64_t ingestd_spool_bytes(const ingestd_spool_t *self);
+uint64_t ingestd_spool_cut_bytes(const ingestd_spool_t *self);
+const char *ingestd_spool_path(const ingestd_spool_t *self);
+uint32_t ingestd_crc32c(const void *data, size_t len);
+
+/* --- ingestd_push: Douyin live interaction pushes over HTTP ---------------------------------- */
+
+typedef struct ingestd_push_t ingestd_push_t;
+
+/* ingestd_push_new - serve POST /douyin/push on SR_INGEST_PUSH_BIND; NULL (logged) on failure */
+ingestd_push_t *ingestd_push_new(sr_service_t *svc);
+/* ingestd_push_check_bind - 0 when SR_INGEST_PUSH_BIND is empty or "ADDR:PORT" ("[v6]:PORT") */
+int ingestd_push_check_bind(const char *bind);
+/* ingestd_push_stop - answer further pushes 503 (draining); NULL is a no-op */
+void ingestd_push_stop(ingestd_push_t *self);
+void ingestd_push_destroy(ingestd_push_t **self_p);
+
+/* --- ingestd_upkeep: partitions and the per-minute rollup (cron) ---------------------------- */
+
+typedef struct ingestd_upkeep_t ingestd_upkeep_t;
+
+/* ingestd_upkeep_new - prepare the statements and make today's partitions; NULL when that fails */
+ingestd_upkeep_t *ingestd_upkeep_new(sr_service_t *svc);
+void ingestd_upkeep_destroy(ingestd_upkeep_t **self_p);
+void ingestd_upkeep_run(ingestd_upkeep_t *self);
 
 /* --- ingestd_sources: polling the platforms (ingestd_poll.h) into the queue --------------- */
 
@@ -89,13 +244,6 @@ int ingestd_batch_check(const Sr__CollectorBatch *batch, char *err, size_t errle
 int ingestd_utf8_ok(const char *s);
 
 /* --- ingestd_copy: PGCOPY binary rows in one reused, growing buffer ------------------------ */
-
-typedef enum {
-    INGESTD_TABLE_SAMPLES = 0,
-    INGESTD_TABLE_ORDERS,
-    INGESTD_TABLE_INTERACTIONS,
-    INGESTD_TABLES
-} ingestd_table_t;
 
 typedef struct ingestd_copy_t ingestd_copy_t;
 

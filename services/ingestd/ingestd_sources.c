@@ -157,6 +157,19 @@ int ingestd_check_config(const void *config, char *err, size_t errlen)
             snprintf(err, errlen, "SR_INGEST_PLATFORM_TOKEN: has a control character");
             return -1;
         }
+    if (strcmp(cfg->spool_fsync, "always") != 0 && strcmp(cfg->spool_fsync, "second") != 0 &&
+        strcmp(cfg->spool_fsync, "never") != 0) {
+        snprintf(err, errlen, "SR_INGEST_SPOOL_FSYNC: must be always, second or never");
+        return -1;
+    }
+    if (cfg->spool_max_bytes > 0 && !cfg->spool_dir[0]) {
+        snprintf(err, errlen, "SR_INGEST_SPOOL_DIR: empty (set SR_INGEST_SPOOL_MAX=0 for no spool)");
+        return -1;
+    }
+    if (ingestd_push_check_bind(cfg->push_bind) < 0) {
+        snprintf(err, errlen, "SR_INGEST_PUSH_BIND: must be ADDR:PORT with an IP address");
+        return -1;
+    }
     if (has_rooms) {
         ingestd_room_list_t list;
         char why[200];

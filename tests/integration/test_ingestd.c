@@ -40,9 +40,11 @@ typedef struct {
 
 static fixture_t s_fx;
 
-static void s_start_ingestd(void)
+/* s_start_ingestd - with a spool of spool_max bytes under the test's temp folder */
+static void s_start_ingestd(const char *spool_max)
 {
-    char *env[] = {sr_asprintf("SR_DB_URL=%s", sr_test_env("SR_TEST_DB_URL")),
+    char *env[] = {sr_asprintf("SR_INGEST_SPOOL_DIR=%s/spool", sr_test_env("SR_TEST_TMP")),
+                   sr_asprintf("SR_INGEST_SPOOL_MAX=%s", spool_max),sr_asprintf("SR_DB_URL=%s", sr_test_env("SR_TEST_DB_URL")),
                    sr_asprintf("SR_BUS_PUB=%s", s_fx.bus.front_ep),
                    sr_asprintf("SR_ADMIN_PORT=%u", s_fx.admin),
                    sr_asprintf("SR_INGEST_COLLECTOR_BIND=%s", s_fx.collector),
@@ -66,7 +68,7 @@ static int s_group_setup(void **state)
     s_fx.db = sr_test_db("test_ingestd");
     sr_test_db_reset_schema(s_fx.db, "metrics");
     sr_test_busd_start(&s_fx.bus);
-    s_start_ingestd();
+    s_start_ingestd("1M");
     s_fx.ctx = zmq_ctx_new();
     return 0;
 }
@@ -336,7 +338,7 @@ static void test_sigkill_restart(void **state)
         assert_true(sr_collector_poll(c, 2) >= 0);
         if (b == batches / 2) {
             sr_test_stop(s_fx.ingestd, SIGKILL, 5000);
-            s_start_ingestd();
+            s_start_ingestd("1M");
         }
     }
     assert_int_equal(sr_collector_wait(c, 30000), 0);
@@ -429,39 +431,93 @@ static void s_pg(const char *what)
     free(script);
 }
 
-/* PostgreSQL down: batches queue up to SR_INGEST_QUEUE_MAX_ROWS (3000 here), the rest are
- * answered BUSY and resent; after the restart every row is there exactly once */
-static void test_db_down(void **state)
+/* s_send_down - batches of per samples, rooms "<prefix>-<b>-<i>", polled for 2 s */
+static sr_collector_t *s_send_down(const char *id, const char *prefix, int batches, int per)
 {
-    (void)state;
-    s_pg("stop");
     sr_collector_opts_t opts = {.resend_ms = 500, .busy_wait_ms = 300};
-    sr_collector_t *c = sr_collector_new(s_fx.ctx, s_fx.collector, "it-dbdown", &opts);
+    sr_collector_t *c = sr_collector_new(s_fx.ctx, s_fx.collector, id, &opts);
     test_batch_t tb;
-    const int batches = 80, per = 50;
     for (int b = 0; b < batches; b++) {
-        char prefix[32];
-        snprintf(prefix, sizeof prefix, "down-%d", b);
-        s_fill(&tb, prefix, per, b);
+        char name[32];
+        snprintf(name, sizeof name, "%s-%d", prefix, b);
+        s_fill(&tb, name, per, b);
         sr_collector_send(c, &tb.batch);
     }
     for (int i = 0; i < 20; i++)
         assert_true(sr_collector_poll(c, 100) >= 0);
+    return c;
+}
+
+static void s_assert_once(const char *like, long long rows)
+{
+    char *sql = sr_asprintf("SELECT count(*) FROM metrics.room_samples WHERE room_id LIKE '%s'",
+                            like);
+    assert_int_equal(s_count(sql), rows);
+    free(sql);
+    sql = sr_asprintf("SELECT count(DISTINCT (room_id, ts)) FROM metrics.room_samples "
+                      "WHERE room_id LIKE '%s'",
+                      like);
+    assert_int_equal(s_count(sql), rows);
+    free(sql);
+}
+
+/* PostgreSQL down: batches queue up to SR_INGEST_QUEUE_MAX_ROWS (3000 here), the rest go to the
+ * spool and are acked SPOOLED. ingestd is SIGKILLed while the database is still down, so the
+ * spooled rows exist only in the spool file; after PostgreSQL and ingestd are back, the spool is
+ * replayed, the collector resends the queued batches, and every row is there exactly once. */
+static void test_db_down_spool(void **state)
+{
+    (void)state;
+    s_pg("stop");
+    const int batches = 80, per = 50;
+    sr_collector_t *c = s_send_down("it-dbdown", "down", batches, per);
+    /* a batch that came before the first failed transaction was answered BUSY: wait for it */
+    for (int i = 0; i < 100 && sr_collector_pending(c) > 3000 / per; i++)
+        assert_true(sr_collector_poll(c, 100) >= 0);
+    print_message("db down: spooled=%llu busy=%llu pending=%zu\n",
+                  (unsigned long long)sr_collector_stats(c)->spooled,
+                  (unsigned long long)sr_collector_stats(c)->busy, sr_collector_pending(c));
     assert_int_equal(s_metric("sr_ingest_queue_rows"), 3000);
+    assert_int_equal(sr_collector_stats(c)->spooled, batches - 3000 / per);
+    assert_int_equal(s_metric("sr_ingest_spooled_rows_total"), batches * per - 3000);
+    assert_true(s_metric("sr_ingest_spool_bytes") > 0);
+    assert_int_equal(sr_collector_pending(c), 3000 / per);
+    sr_test_stop(s_fx.ingestd, SIGKILL, 5000);
+    s_pg("start");
+    s_start_ingestd("1M");
+    assert_int_equal(sr_collector_wait(c, 30000), 0);
+    assert_int_equal(sr_collector_stats(c)->stored, 3000 / per);
+    sr_collector_destroy(&c);
+    s_assert_once("down-%", batches * per);
+    for (int i = 0; i < 50 && s_metric("sr_ingest_spool_bytes") > 0; i++)
+        sr_test_sleep_ms(100);
+    assert_int_equal(s_metric("sr_ingest_spool_bytes"), 0);
+    assert_int_equal(s_metric("sr_ingest_replayed_rows_total"), batches * per - 3000);
+    assert_int_equal(s_metric("sr_ingest_queue_rows"), 0);
+}
+
+/* a full spool: the batches neither the queue nor the spool can take are answered BUSY and
+ * resent; once PostgreSQL is back, queue and spool are written in order and nothing twice */
+static void test_spool_full(void **state)
+{
+    (void)state;
+    sr_test_stop(s_fx.ingestd, SIGTERM, 15000);
+    s_start_ingestd("40k");
+    s_pg("stop");
+    const int batches = 120, per = 50;
+    sr_collector_t *c = s_send_down("it-full", "full", batches, per);
+    const sr_collector_stats_t *st = sr_collector_stats(c);
+    assert_true(st->spooled > 0);
+    assert_true(st->busy > 0);
+    assert_true(s_metric("sr_ingest_spool_bytes") <= 40 * 1024);
     assert_true(s_metric("sr_ingest_batches_total{result=\"busy\"}") > 0);
-    assert_int_equal(sr_collector_pending(c), batches);
     s_pg("start");
     assert_int_equal(sr_collector_wait(c, 30000), 0);
-    assert_int_equal(sr_collector_stats(c)->stored, batches);
-    assert_true(sr_collector_stats(c)->busy > 0);
+    assert_int_equal(st->stored + st->spooled, batches);
     sr_collector_destroy(&c);
-    assert_int_equal(
-        s_count("SELECT count(*) FROM metrics.room_samples WHERE room_id LIKE 'down-%'"),
-        batches * per);
-    assert_int_equal(s_count("SELECT count(DISTINCT (room_id, ts)) FROM metrics.room_samples "
-                             "WHERE room_id LIKE 'down-%'"),
-                     batches * per);
-    assert_int_equal(s_metric("sr_ingest_queue_rows"), 0);
+    s_assert_once("full-%", batches * per);
+    sr_test_stop(s_fx.ingestd, SIGTERM, 15000);
+    s_start_ingestd("1M");
 }
 
 /* s_write_delimited - n samples as varint-length-prefixed records */
@@ -544,7 +600,8 @@ int main(void)
         cmocka_unit_test(test_duplicate),
         cmocka_unit_test(test_garbage_and_oversize),
         cmocka_unit_test(test_rollup),
-        cmocka_unit_test(test_db_down),
+        cmocka_unit_test(test_db_down_spool),
+        cmocka_unit_test(test_spool_full),
         cmocka_unit_test(test_sigkill_restart),
         cmocka_unit_test(test_sr_collect),
     };
