@@ -286,12 +286,12 @@ sr_http_server_t *sr_http_server_new(const char *addr, uint16_t port, const sr_h
     snprintf(self->listen, sizeof self->listen, "%s:%u", addr, port);
     /* the logger goes first, or MHD uses its own for what the options before it
      * say */
-    self->daemon = MHD_start_daemon(
-        flags, port, NULL, NULL, s_request, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-        MHD_OPTION_END);
+    self->daemon =
+        MHD_start_daemon(flags, port, NULL, NULL, s_request, self, MHD_OPTION_EXTERNAL_LOGGER,
+                         s_mhd_log, self, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT_S,
+                         MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_END);
     pthread_mutex_lock(&self->lock);
     self->started = self->daemon != NULL;
     if (self->daemon) {

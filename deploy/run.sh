@@ -85,6 +85,8 @@ start() {
   export SR_BUS_SUB=${SR_BUS_SUB:-tcp://127.0.0.1:$((7602 + offset))}
   export SR_SIMD_PORT=${SR_SIMD_PORT:-$((7700 + offset))}
   export SR_INGEST_COLLECTOR_BIND=${SR_INGEST_COLLECTOR_BIND:-tcp://127.0.0.1:$((7620 + offset))}
+  export SR_INGEST_PUSH_BIND=${SR_INGEST_PUSH_BIND:-127.0.0.1:$((7630 + offset))}
+  export SR_INGEST_SPOOL_DIR=${SR_INGEST_SPOOL_DIR:-$var/spool}
   if [ -x "$bin/sr-simd" ]; then # ingestd polls every room the simulator plays
     export SR_INGEST_PLATFORM_URL=${SR_INGEST_PLATFORM_URL:-http://127.0.0.1:$SR_SIMD_PORT}
     export SR_INGEST_POLL_ROOMS=${SR_INGEST_POLL_ROOMS:-discover}
@@ -165,6 +167,7 @@ status() {
   done
   if [ -x "$bin/sr-ingestd" ]; then
     echo "collectors  sr-collect --endpoints tcp://127.0.0.1:$((7620 + offset)) (proto/collector.proto)"
+    echo "pushes      POST http://127.0.0.1:$((7630 + offset))/douyin/push (Douyin live interactions)"
   fi
   echo "bus         publishers -> tcp://127.0.0.1:$((7601 + offset))   subscribers -> tcp://127.0.0.1:$((7602 + offset))"
   if [ -x "$bin/sr-simd" ]; then

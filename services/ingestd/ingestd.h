@@ -110,8 +110,8 @@ typedef struct {
     size_t count, cap, rows;
     uint64_t table_rows[INGESTD_TABLES]; /* rows COPYed, when it worked */
     int failed;
-    char error[256];      /* why it failed, "step=... err=\"...\"" */
-    int64_t duration_us;  /* of the transaction */
+    char error[256];     /* why it failed, "step=... err=\"...\"" */
+    int64_t duration_us; /* of the transaction */
 } ingestd_unit_t;
 
 typedef struct ingestd_t ingestd_t;

@@ -18,12 +18,19 @@
 #include <string.h>
 #include <zmq.h>
 
-#define RECV_BATCH_MAX     1000  /* messages per wake-up, so a flood cannot starve the cron */
-#define ARENA_CHUNK_MIN    16384 /* arenas come in powers of two from here */
-#define ARENA_CHUNK_MAX    (4 << 20) /* unpacked batches take about twice their packed size */
+#define RECV_BATCH_MAX  1000      /* messages per wake-up, so a flood cannot starve the cron */
+#define ARENA_CHUNK_MIN 16384     /* arenas come in powers of two from here */
+#define ARENA_CHUNK_MAX (4 << 20) /* unpacked batches take about twice their packed size */
 
 typedef enum { REJ_GARBAGE, REJ_OVERSIZE, REJ_INVALID, REJ_FRAMES, REJ_REASONS } reject_t;
-typedef enum { RES_STORED, RES_DUPLICATE, RES_SPOOLED, RES_REJECTED, RES_BUSY, RES_RESULTS } result_t;
+typedef enum {
+    RES_STORED,
+    RES_DUPLICATE,
+    RES_SPOOLED,
+    RES_REJECTED,
+    RES_BUSY,
+    RES_RESULTS
+} result_t;
 
 static const char *s_reject_names[REJ_REASONS] = {"garbage", "oversize", "invalid", "frames"};
 static const char *s_result_names[RES_RESULTS] = {"stored", "duplicate", "spooled", "rejected",
@@ -75,8 +82,9 @@ static void s_reject(ingestd_collector_t *self, const zmq_msg_t *id, reject_t re
     sr_counter_inc(self->rejected[reason]);
     sr_counter_inc(self->results[RES_REJECTED]);
     sr_debug("ingest_batch_rejected", "reason=%s error=\"%s\"", s_reject_names[reason], error);
-    s_send(self, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size(id), batch ? batch->collector_id : NULL,
-           batch ? batch->batch_seq : 0, SR__ACK_STATUS__ACK_STATUS_REJECTED, error, 0);
+    s_send(self, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size(id),
+           batch ? batch->collector_id : NULL, batch ? batch->batch_seq : 0,
+           SR__ACK_STATUS__ACK_STATUS_REJECTED, error, 0);
 }
 
 /* s_take - check one received batch and admit it, or answer it at once */

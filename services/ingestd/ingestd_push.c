@@ -90,7 +90,8 @@ static int s_signature_ok(const ingestd_push_t *self, const sr_http_request_t *r
         const char *v = sr_http_request_header(req, names[i]);
         ok = EVP_DigestUpdate(md, i ? "&" : "", i ? 1 : 0) == 1 &&
              EVP_DigestUpdate(md, names[i], strlen(names[i])) == 1 &&
-             EVP_DigestUpdate(md, "=", 1) == 1 && EVP_DigestUpdate(md, v ? v : "", v ? strlen(v) : 0) == 1;
+             EVP_DigestUpdate(md, "=", 1) == 1 &&
+             EVP_DigestUpdate(md, v ? v : "", v ? strlen(v) : 0) == 1;
     }
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned dlen = 0;

@@ -29,13 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OFF(field)         offsetof(ingestd_config_t, field)
-#define FLUSH_BATCHES_MAX  1000  /* batches per transaction */
-#define ARENA_POOL_MAX     4     /* idle arenas kept for reuse: at most 16 MB in reserve */
-#define LOCAL_ARENA_CHUNK  16384
-#define LOCAL_PER_ENTRY    256 /* local rows gathered into one queue entry */
+#define OFF(field)          offsetof(ingestd_config_t, field)
+#define FLUSH_BATCHES_MAX   1000 /* batches per transaction */
+#define ARENA_POOL_MAX      4    /* idle arenas kept for reuse: at most 16 MB in reserve */
+#define LOCAL_ARENA_CHUNK   16384
+#define LOCAL_PER_ENTRY     256 /* local rows gathered into one queue entry */
 #define PUBLISH_INTERVAL_MS 1000
-#define SPOOL_SYNC_MS      1000
+#define SPOOL_SYNC_MS       1000
 
 const sr_config_entry_t ingestd_config[] = {
     {"SR_INGEST_COLLECTOR_BIND", SR_CFG_STR, "tcp://127.0.0.1:7620", 0, 0, OFF(collector_bind),
@@ -263,7 +263,7 @@ ingestd_admit_t ingestd_queue_admit(ingestd_t *self, ingestd_entry_t *e, const u
 {
     if (s_spool_wanted(self, e->rows))
         return s_spool_write(self, packed, packed_len, e->rows) == 0 ? INGESTD_SPOOLED
-                                                                      : INGESTD_FULL;
+                                                                     : INGESTD_FULL;
     if (self->held_rows + e->rows > (uint64_t)self->cfg->queue_max_rows)
         return INGESTD_FULL;
     s_push(self, e);
@@ -619,8 +619,8 @@ static int s_open_spool(ingestd_t *self)
     snprintf(self->spool_id, sizeof self->spool_id, "ingestd-spool@%s",
              sr_service_instance(self->svc));
     if (sync == INGESTD_SPOOL_SYNC_SECOND &&
-        (self->sync_timer = sr_loop_add_timer(sr_service_loop(self->svc), SPOOL_SYNC_MS, 1,
-                                              s_on_sync, self)) <= 0)
+        (self->sync_timer =
+             sr_loop_add_timer(sr_service_loop(self->svc), SPOOL_SYNC_MS, 1, s_on_sync, self)) <= 0)
         return -1;
     return 0;
 }
@@ -637,8 +637,9 @@ int ingestd_init(sr_service_t *svc)
     s_register_metrics(self);
     const sr_common_config_t *cc = sr_service_common(svc);
     if (s_open_spool(self) < 0 || !(self->upkeep = ingestd_upkeep_new(svc)) ||
-        !(self->writer = ingestd_writer_new(sr_service_loop(svc), cc->db_url, (int)self->cfg->writers,
-                                            (int)cc->db_attempts, s_on_done, self)) ||
+        !(self->writer =
+              ingestd_writer_new(sr_service_loop(svc), cc->db_url, (int)self->cfg->writers,
+                                 (int)cc->db_attempts, s_on_done, self)) ||
         !(self->collector = ingestd_collector_new(self, svc)))
         return -1;
     self->flush_timer =

@@ -163,7 +163,8 @@ int ingestd_check_config(const void *config, char *err, size_t errlen)
         return -1;
     }
     if (cfg->spool_max_bytes > 0 && !cfg->spool_dir[0]) {
-        snprintf(err, errlen, "SR_INGEST_SPOOL_DIR: empty (set SR_INGEST_SPOOL_MAX=0 for no spool)");
+        snprintf(err, errlen,
+                 "SR_INGEST_SPOOL_DIR: empty (set SR_INGEST_SPOOL_MAX=0 for no spool)");
         return -1;
     }
     if (ingestd_push_check_bind(cfg->push_bind) < 0) {

@@ -9,7 +9,7 @@
 # removes everything on exit, failure or Ctrl-C. Every phase is bounded (SR_BENCH_TIMEOUT).
 # Tunables (environment): SR_BENCH_INGESTD (instances sharing the load, 1), SR_BENCH_ROWS,
 # SR_BENCH_CLIENTS, SR_BENCH_BATCH, SR_BENCH_WINDOW, SR_BENCH_TIMEOUT (see bench_ingest.c),
-# SR_INGEST_FLUSH_ROWS and SR_INGEST_FLUSH_INTERVAL (passed to sr-ingestd), and
+# SR_INGEST_FLUSH_ROWS, SR_INGEST_FLUSH_INTERVAL and SR_INGEST_WRITERS (passed to sr-ingestd), and
 # SR_BENCH_INGESTD_TUNABLES, which becomes GLIBC_TUNABLES for sr-ingestd only (malloc experiments).
 set -euo pipefail
 
@@ -19,6 +19,7 @@ build=${1:-build}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 flush_rows=${SR_INGEST_FLUSH_ROWS:-5000}
 flush_interval=${SR_INGEST_FLUSH_INTERVAL:-50ms}
+writers=${SR_INGEST_WRITERS:-2}
 
 # identical for the ingestd run and the reference COPY: durable commits, WAL on, no checkpoints
 # or autovacuum in the middle of a timed phase (each phase starts after a CHECKPOINT)
@@ -111,6 +112,7 @@ for i in $(seq 1 "$instances"); do
   admin=$(free_port)
   SR_DB_URL=$db_url SR_BUS_PUB=$bus_front SR_ADMIN_PORT=$admin SR_INGEST_COLLECTOR_BIND=$collector \
     SR_INGEST_FLUSH_ROWS=$flush_rows SR_INGEST_FLUSH_INTERVAL=$flush_interval SR_INSTANCE=bench$i \
+    SR_INGEST_WRITERS=$writers SR_INGEST_SPOOL_DIR=$tmp/spool \
     SR_INGEST_ROLLUP_INTERVAL=1h SR_INGEST_MAX_BATCH=16M SR_LOG_LEVEL=info \
     GLIBC_TUNABLES=${SR_BENCH_INGESTD_TUNABLES:-} "$build/bin/sr-ingestd" >"$tmp/ingestd$i.log" 2>&1 &
   pids+=($!)
@@ -127,7 +129,7 @@ for s in fsync synchronous_commit wal_level shared_buffers wal_buffers max_wal_s
   echo "pg_setting $s=$("${psql[@]}" -c "SHOW $s")"
 done
 echo "ingestd_setting instances=$instances SR_INGEST_FLUSH_ROWS=$flush_rows" \
-  "SR_INGEST_FLUSH_INTERVAL=$flush_interval SR_INGEST_ROLLUP_INTERVAL=1h" \
+  "SR_INGEST_FLUSH_INTERVAL=$flush_interval SR_INGEST_WRITERS=$writers SR_INGEST_ROLLUP_INTERVAL=1h" \
   "GLIBC_TUNABLES=${SR_BENCH_INGESTD_TUNABLES:-}"
 
 # in the background so a signal runs the trap at once; timeout passes a TERM on to bench_ingest

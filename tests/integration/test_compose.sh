@@ -42,6 +42,7 @@ while IFS=$'\t' read -r name command check envs; do
     kv=${kv//@postgres:5432/@127.0.0.1:$SR_TEST_PG_PORT}
     kv=${kv//tcp:\/\/busd:/tcp://127.0.0.1:}
     kv=${kv//0.0.0.0/127.0.0.1}
+    kv=${kv//\/var\/lib\/showrunner/$work\/var-lib}
     env_args+=("$kv")
   done
   for kv in "${env_args[@]}"; do # the ports this service listens on must be free

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <cmocka.h>
+#include <openssl/evp.h>
 #include <zmq.h>
 
 /* 2026-01-02T03:04:05.678901Z */
@@ -32,7 +33,7 @@ typedef struct {
     sr_test_busd_t bus;
     pid_t ingestd;
     char collector[64];
-    uint16_t admin;
+    uint16_t admin, push;
     char *log;
     void *ctx;
     sr_db_t *db;
@@ -44,7 +45,10 @@ static fixture_t s_fx;
 static void s_start_ingestd(const char *spool_max)
 {
     char *env[] = {sr_asprintf("SR_INGEST_SPOOL_DIR=%s/spool", sr_test_env("SR_TEST_TMP")),
-                   sr_asprintf("SR_INGEST_SPOOL_MAX=%s", spool_max),sr_asprintf("SR_DB_URL=%s", sr_test_env("SR_TEST_DB_URL")),
+                   sr_asprintf("SR_INGEST_SPOOL_MAX=%s", spool_max),
+                   sr_asprintf("SR_INGEST_PUSH_BIND=127.0.0.1:%u", s_fx.push),
+                   sr_strdup("SR_INGEST_PUSH_SECRET=push-secret"),
+                   sr_asprintf("SR_DB_URL=%s", sr_test_env("SR_TEST_DB_URL")),
                    sr_asprintf("SR_BUS_PUB=%s", s_fx.bus.front_ep),
                    sr_asprintf("SR_ADMIN_PORT=%u", s_fx.admin),
                    sr_asprintf("SR_INGEST_COLLECTOR_BIND=%s", s_fx.collector),
@@ -63,6 +67,7 @@ static int s_group_setup(void **state)
 {
     (void)state;
     s_fx.admin = sr_test_free_port();
+    s_fx.push = sr_test_free_port();
     snprintf(s_fx.collector, sizeof s_fx.collector, "tcp://127.0.0.1:%u", sr_test_free_port());
     s_fx.log = sr_asprintf("%s/ingestd.log", sr_test_env("SR_TEST_TMP"));
     s_fx.db = sr_test_db("test_ingestd");
@@ -431,6 +436,76 @@ static void s_pg(const char *what)
     free(script);
 }
 
+/* s_push - POST body to the push endpoint as msg type, signed with secret (NULL = unsigned) */
+static long s_push(const char *type, const char *body, const char *secret, sr_test_reply_t *reply)
+{
+    char url[96], ts[32], room[] = "x-roomid: 7300001", kind[64], nonce[] = "x-nonce-str: n0nce",
+                          stamp[48], sig[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/douyin/push", s_fx.push);
+    snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+    snprintf(kind, sizeof kind, "x-msg-type: %s", type);
+    snprintf(stamp, sizeof stamp, "x-timestamp: %s", ts);
+    char *plain = sr_asprintf("x-msg-type=%s&x-nonce-str=n0nce&x-roomid=7300001&x-timestamp=%s%s%s",
+                              type, ts, body, secret ? secret : "");
+    unsigned char md[16];
+    assert_int_equal(EVP_Digest(plain, strlen(plain), md, NULL, EVP_md5(), NULL), 1);
+    free(plain);
+    char b64[40];
+    EVP_EncodeBlock((unsigned char *)b64, md, sizeof md);
+    snprintf(sig, sizeof sig, "x-signature: %s", b64);
+    const char *headers[] = {room, kind, nonce, stamp, secret ? sig : NULL, NULL};
+    return sr_test_http("POST", url, headers, body, reply);
+}
+
+/* Douyin pushes: a signed gift and comment become interaction rows; a wrong signature, a bad
+ * body, an unknown type and a GET are refused with the right status and nothing is stored */
+static void test_douyin_push(void **state)
+{
+    (void)state;
+    sr_test_reply_t r;
+    assert_int_equal(s_push("live_gift",
+                            "[{\"msg_id\":\"1\",\"sec_openid\":\"viewer-1\",\"sec_gift_id\":\"g\","
+                            "\"gift_num\":3,\"gift_value\":300,\"timestamp\":1700000000000}]",
+                            "push-secret", &r),
+                     200);
+    assert_non_null(strstr(r.body, "\"err_no\":0"));
+    sr_test_reply_free(&r);
+    assert_int_equal(s_push("live_comment",
+                            "{\"msg_id\":\"2\",\"sec_openid\":\"viewer-2\",\"content\":\"好看\","
+                            "\"timestamp\":\"1700000001000\"}",
+                            "push-secret", NULL),
+                     200);
+    assert_int_equal(s_push("live_like", "[{\"like_num\":5}]", "wrong-secret", &r), 401);
+    assert_non_null(strstr(r.body, "bad_signature"));
+    sr_test_reply_free(&r);
+    assert_int_equal(s_push("live_like", "[{\"like_num\":-5}]", "push-secret", &r), 400);
+    assert_non_null(strstr(r.body, "[0]: like_num"));
+    sr_test_reply_free(&r);
+    assert_int_equal(s_push("live_like", "[{\"like_num\":", "push-secret", &r), 400);
+    assert_non_null(strstr(r.body, "not JSON"));
+    sr_test_reply_free(&r);
+    assert_int_equal(s_push("live_pk", "[]", "push-secret", NULL), 400);
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/douyin/push", s_fx.push);
+    assert_int_equal(sr_test_http("GET", url, NULL, NULL, &r), 405);
+    assert_string_equal(r.allow, "POST");
+    sr_test_reply_free(&r);
+    for (int i = 0; i < 100 && s_count("SELECT count(*) FROM metrics.interactions "
+                                       "WHERE room_id = '7300001'") < 2;
+         i++)
+        sr_test_sleep_ms(50);
+    assert_int_equal(s_count("SELECT count(*) FROM metrics.interactions WHERE room_id = '7300001' "
+                             "AND ((kind = 2 AND count = 3 AND value_fen = 300 AND "
+                             "ts = to_timestamp(1700000000)) OR (kind = 1 AND count = 1 AND "
+                             "text = '好看' AND length(user_hash) = 16))"),
+                     2);
+    assert_int_equal(s_count("SELECT count(*) FROM metrics.interactions WHERE room_id = '7300001'"),
+                     2);
+    assert_int_equal(s_metric("sr_ingest_push_total{result=\"accepted\"}"), 2);
+    assert_int_equal(s_metric("sr_ingest_push_total{result=\"bad_signature\"}"), 1);
+    assert_int_equal(s_metric("sr_ingest_push_total{result=\"invalid\"}"), 3);
+}
+
 /* s_send_down - batches of per samples, rooms "<prefix>-<b>-<i>", polled for 2 s */
 static sr_collector_t *s_send_down(const char *id, const char *prefix, int batches, int per)
 {
@@ -450,8 +525,8 @@ static sr_collector_t *s_send_down(const char *id, const char *prefix, int batch
 
 static void s_assert_once(const char *like, long long rows)
 {
-    char *sql = sr_asprintf("SELECT count(*) FROM metrics.room_samples WHERE room_id LIKE '%s'",
-                            like);
+    char *sql =
+        sr_asprintf("SELECT count(*) FROM metrics.room_samples WHERE room_id LIKE '%s'", like);
     assert_int_equal(s_count(sql), rows);
     free(sql);
     sql = sr_asprintf("SELECT count(DISTINCT (room_id, ts)) FROM metrics.room_samples "
@@ -596,13 +671,10 @@ static void test_sr_collect(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_store_and_publish),
-        cmocka_unit_test(test_duplicate),
-        cmocka_unit_test(test_garbage_and_oversize),
-        cmocka_unit_test(test_rollup),
-        cmocka_unit_test(test_db_down_spool),
-        cmocka_unit_test(test_spool_full),
-        cmocka_unit_test(test_sigkill_restart),
+        cmocka_unit_test(test_store_and_publish),    cmocka_unit_test(test_duplicate),
+        cmocka_unit_test(test_garbage_and_oversize), cmocka_unit_test(test_rollup),
+        cmocka_unit_test(test_douyin_push),          cmocka_unit_test(test_db_down_spool),
+        cmocka_unit_test(test_spool_full),           cmocka_unit_test(test_sigkill_restart),
         cmocka_unit_test(test_sr_collect),
     };
     return cmocka_run_group_tests(tests, s_group_setup, s_group_teardown);
