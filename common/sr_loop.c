@@ -11,8 +11,10 @@
 #include "sr_log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 typedef struct {
@@ -228,4 +230,60 @@ int sr_loop_run(sr_loop_t *self)
 void sr_loop_stop(sr_loop_t *self)
 {
     self->stopped = 1;
+}
+
+struct sr_loop_wakeup_t {
+    sr_loop_t *loop;
+    sr_loop_fn *fn;
+    void *arg;
+    int pipe[2]; /* a byte written = "look"; non-blocking both ends */
+};
+
+static void s_on_wakeup(void *arg)
+{
+    sr_loop_wakeup_t *self = arg;
+    char buf[64];
+    while (read(self->pipe[0], buf, sizeof buf) > 0)
+        ;
+    self->fn(self->arg);
+}
+
+sr_loop_wakeup_t *sr_loop_wakeup_new(sr_loop_t *loop, sr_loop_fn *fn, void *arg)
+{
+    sr_loop_wakeup_t *self = sr_calloc(1, sizeof *self);
+    self->loop = loop;
+    self->fn = fn;
+    self->arg = arg;
+    if (pipe2(self->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        sr_error("loop_wakeup_failed", "err=\"%s\"", strerror(errno));
+        free(self);
+        return NULL;
+    }
+    if (sr_loop_add_fd(loop, self->pipe[0], s_on_wakeup, self) < 0) {
+        close(self->pipe[0]);
+        close(self->pipe[1]);
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void sr_loop_wakeup(sr_loop_wakeup_t *self)
+{
+    char byte = 1;
+    /* EAGAIN: the pipe is full of wake-ups already, one more changes nothing */
+    while (write(self->pipe[1], &byte, 1) < 0 && errno == EINTR)
+        ;
+}
+
+void sr_loop_wakeup_destroy(sr_loop_wakeup_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sr_loop_wakeup_t *self = *self_p;
+    sr_loop_remove_fd(self->loop, self->pipe[0]);
+    close(self->pipe[0]);
+    close(self->pipe[1]);
+    free(self);
+    *self_p = NULL;
 }

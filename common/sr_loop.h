@@ -28,6 +28,18 @@ void sr_loop_remove_fd(sr_loop_t *self, int fd);
 int sr_loop_add_timer(sr_loop_t *self, int64_t interval_ms, int repeat, sr_loop_fn *fn, void *arg);
 void sr_loop_cancel_timer(sr_loop_t *self, int id);
 
+/* sr_loop_wakeup_t - lets other threads run fn(arg) on the loop thread: any number of
+ * sr_loop_wakeup() calls before the loop gets to it make one call of fn, so fn takes whatever
+ * the other threads handed over (under their own lock) */
+typedef struct sr_loop_wakeup_t sr_loop_wakeup_t;
+
+/* sr_loop_wakeup_new - NULL (logged) when the pipe behind it cannot be made */
+sr_loop_wakeup_t *sr_loop_wakeup_new(sr_loop_t *loop, sr_loop_fn *fn, void *arg);
+/* sr_loop_wakeup - from any thread; never blocks */
+void sr_loop_wakeup(sr_loop_wakeup_t *self);
+/* sr_loop_wakeup_destroy - on the loop thread; NULL is a no-op */
+void sr_loop_wakeup_destroy(sr_loop_wakeup_t **self_p);
+
 /* sr_loop_run - run until sr_loop_stop(); 0 when stopped, -1 when polling failed */
 int sr_loop_run(sr_loop_t *self);
 /* sr_loop_run_once - one poll of at most timeout_ms and its handlers; for tests and tools */

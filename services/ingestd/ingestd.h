@@ -107,7 +107,7 @@ typedef struct {
 /* ingestd_unit_t - the batches of one flush transaction, owned by a writer while in flight */
 typedef struct {
     ingestd_entry_t *entries;
-    size_t count, cap, rows;
+    size_t count, rows;
     uint64_t table_rows[INGESTD_TABLES]; /* rows COPYed, when it worked */
     int failed;
     char error[256];     /* why it failed, "step=... err=\"...\"" */
@@ -122,8 +122,9 @@ typedef enum { INGESTD_QUEUED, INGESTD_SPOOLED, INGESTD_FULL } ingestd_admit_t;
  * packed (its bytes as received) to the spool; INGESTD_FULL leaves the entry to the caller */
 ingestd_admit_t ingestd_queue_admit(ingestd_t *self, ingestd_entry_t *entry, const uint8_t *packed,
                                     size_t packed_len);
-/* ingestd_queue_requeued - a resend of a batch still queued or in flight: remember the newest
- * sender's routing id for the ack and return 1 */
+/* ingestd_queue_requeued - a resend of a batch still waiting (queued, or in a failed unit):
+ * remember the newest sender's routing id for the ack and return 1. A resend of a batch in
+ * flight is queued again and answered DUPLICATE after the first commit. */
 int ingestd_queue_requeued(ingestd_t *self, const uint8_t *id, size_t id_len,
                            const Sr__CollectorBatch *batch);
 /* ingestd_queue_arena / _release - pooled arenas for entries */

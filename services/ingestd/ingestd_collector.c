@@ -87,6 +87,29 @@ static void s_reject(ingestd_collector_t *self, const zmq_msg_t *id, reject_t re
            SR__ACK_STATUS__ACK_STATUS_REJECTED, error, 0);
 }
 
+/* s_admit - a checked, new batch into the queue or the spool, or answered REJECTED or BUSY */
+static ingestd_admit_t s_admit(ingestd_collector_t *self, ingestd_entry_t *e, const zmq_msg_t *id,
+                               zmq_msg_t *body)
+{
+    e->rows = e->batch->n_samples + e->batch->n_orders + e->batch->n_interactions;
+    e->id_len = zmq_msg_size(id) < sizeof e->id ? zmq_msg_size(id) : sizeof e->id;
+    memcpy(e->id, zmq_msg_data((zmq_msg_t *)id), e->id_len);
+    if (e->rows > (uint64_t)self->cfg->queue_max_rows) { /* BUSY would never end */
+        s_reject(self, id, REJ_INVALID, e->batch, "more rows than SR_INGEST_QUEUE_MAX_ROWS");
+        return INGESTD_FULL;
+    }
+    ingestd_admit_t admitted =
+        ingestd_queue_admit(self->queue, e, zmq_msg_data(body), zmq_msg_size(body));
+    if (admitted == INGESTD_SPOOLED)
+        ingestd_collector_ack(self, e, SR__ACK_STATUS__ACK_STATUS_SPOOLED);
+    else if (admitted == INGESTD_FULL) {
+        sr_counter_inc(self->results[RES_BUSY]);
+        s_send(self, e->id, e->id_len, e->batch->collector_id, e->batch->batch_seq,
+               SR__ACK_STATUS__ACK_STATUS_BUSY, "queue and spool full", 0);
+    }
+    return admitted;
+}
+
 /* s_take - check one received batch and admit it, or answer it at once */
 static void s_take(ingestd_collector_t *self, zmq_msg_t *id, zmq_msg_t *body)
 {
@@ -104,33 +127,13 @@ static void s_take(ingestd_collector_t *self, zmq_msg_t *id, zmq_msg_t *body)
     e.arena = ingestd_queue_arena(self->queue, chunk, &e.arena_chunk);
     e.batch = sr__collector_batch__unpack(sr_arena_pb_allocator(e.arena), len, zmq_msg_data(body));
     char err[160];
-    if (!e.batch) {
+    if (!e.batch)
         s_reject(self, id, REJ_GARBAGE, NULL, "not a CollectorBatch");
-    } else if (ingestd_batch_check(e.batch, err, sizeof err) < 0) {
+    else if (ingestd_batch_check(e.batch, err, sizeof err) < 0)
         s_reject(self, id, REJ_INVALID, e.batch, err);
-    } else if (ingestd_queue_requeued(self->queue, zmq_msg_data(id), zmq_msg_size(id), e.batch)) {
-        ;
-    } else {
-        e.rows = e.batch->n_samples + e.batch->n_orders + e.batch->n_interactions;
-        e.id_len = zmq_msg_size(id) < sizeof e.id ? zmq_msg_size(id) : sizeof e.id;
-        memcpy(e.id, zmq_msg_data(id), e.id_len);
-        if (e.rows > (uint64_t)self->cfg->queue_max_rows) { /* BUSY would never end */
-            s_reject(self, id, REJ_INVALID, e.batch, "more rows than SR_INGEST_QUEUE_MAX_ROWS");
-        } else {
-            switch (ingestd_queue_admit(self->queue, &e, zmq_msg_data(body), len)) {
-            case INGESTD_QUEUED:
-                return; /* the queue owns the entry now */
-            case INGESTD_SPOOLED:
-                ingestd_collector_ack(self, &e, SR__ACK_STATUS__ACK_STATUS_SPOOLED);
-                break;
-            case INGESTD_FULL:
-                sr_counter_inc(self->results[RES_BUSY]);
-                s_send(self, e.id, e.id_len, e.batch->collector_id, e.batch->batch_seq,
-                       SR__ACK_STATUS__ACK_STATUS_BUSY, "queue and spool full", 0);
-                break;
-            }
-        }
-    }
+    else if (!ingestd_queue_requeued(self->queue, zmq_msg_data(id), zmq_msg_size(id), e.batch) &&
+             s_admit(self, &e, id, body) == INGESTD_QUEUED)
+        return; /* the queue owns the entry now */
     ingestd_queue_release(self->queue, &e);
 }
 

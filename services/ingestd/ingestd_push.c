@@ -10,7 +10,7 @@
  * checked before anything is taken: a bad one is answered 400 with the message index and field.
  *
  * MHD runs the handler on its own thread, so a checked push is packed into an inbox under a
- * mutex and the loop thread is woken through a pipe; it queues the events like polled samples
+ * mutex and the loop thread is woken (sr_loop_wakeup); it queues the events like polled samples
  * (ingestd_enqueue_interaction). 200 means ingestd holds the events (queue or spool); 503 when
  * the inbox is full or ingestd is stopping, so the platform sends the push again.
  */
@@ -22,14 +22,12 @@
 #include "sr_log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define PUSH_PATH        "/douyin/push"
 #define PUSH_BODY_MAX    (1 << 20)
@@ -57,7 +55,7 @@ struct ingestd_push_t {
     sr_service_t *svc;
     const ingestd_config_t *cfg;
     sr_http_server_t *http;
-    int pipe[2];
+    sr_loop_wakeup_t *wakeup;
     pthread_mutex_t mutex;
     uint8_t *inbox; /* [u32 length][packed CollectorBatch]... */
     size_t inbox_len, inbox_cap;
@@ -190,11 +188,8 @@ static int s_inbox_put(ingestd_push_t *self, const Sr__CollectorBatch *batch)
         rc = 0;
     }
     pthread_mutex_unlock(&self->mutex);
-    if (rc == 0) {
-        char byte = 1;
-        while (write(self->pipe[1], &byte, 1) < 0 && errno == EINTR)
-            ;
-    }
+    if (rc == 0)
+        sr_loop_wakeup(self->wakeup);
     return rc;
 }
 
@@ -266,13 +261,10 @@ static sr_http_reply_t s_on_push(void *arg, const sr_http_request_t *req)
     return reply;
 }
 
-/* s_on_pipe - on the loop thread: queue what the handler put into the inbox */
-static void s_on_pipe(void *arg)
+/* s_take_inbox - on the loop thread: queue what the handler put into the inbox */
+static void s_take_inbox(void *arg)
 {
     ingestd_push_t *self = arg;
-    char buf[64];
-    while (read(self->pipe[0], buf, sizeof buf) > 0)
-        ;
     pthread_mutex_lock(&self->mutex);
     uint8_t *inbox = self->inbox;
     size_t len = self->inbox_len;
@@ -327,7 +319,6 @@ ingestd_push_t *ingestd_push_new(sr_service_t *svc)
     ingestd_push_t *self = sr_calloc(1, sizeof *self);
     self->svc = svc;
     self->cfg = sr_service_config(svc);
-    self->pipe[0] = self->pipe[1] = -1;
     pthread_mutex_init(&self->mutex, NULL);
     sr_metrics_t *m = sr_service_metrics(svc);
     char labels[64];
@@ -339,9 +330,7 @@ ingestd_push_t *ingestd_push_new(sr_service_t *svc)
     }
     char addr[64], err[256];
     uint16_t port = 0;
-    if (pipe2(self->pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||
-        sr_loop_add_fd(sr_service_loop(svc), self->pipe[0], s_on_pipe, self) < 0) {
-        sr_error("ingest_push_failed", "err=\"%s\"", strerror(errno));
+    if (!(self->wakeup = sr_loop_wakeup_new(sr_service_loop(svc), s_take_inbox, self))) {
         ingestd_push_destroy(&self);
         return NULL;
     }
@@ -365,7 +354,7 @@ void ingestd_push_stop(ingestd_push_t *self)
     pthread_mutex_lock(&self->mutex);
     self->stopping = 1;
     pthread_mutex_unlock(&self->mutex);
-    s_on_pipe(self);
+    s_take_inbox(self);
 }
 
 void ingestd_push_destroy(ingestd_push_t **self_p)
@@ -374,11 +363,7 @@ void ingestd_push_destroy(ingestd_push_t **self_p)
         return;
     ingestd_push_t *self = *self_p;
     sr_http_server_destroy(&self->http);
-    if (self->pipe[0] >= 0) {
-        sr_loop_remove_fd(sr_service_loop(self->svc), self->pipe[0]);
-        close(self->pipe[0]);
-        close(self->pipe[1]);
-    }
+    sr_loop_wakeup_destroy(&self->wakeup);
     pthread_mutex_destroy(&self->mutex);
     free(self->inbox);
     free(self);

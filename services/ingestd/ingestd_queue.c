@@ -218,7 +218,8 @@ static int s_spool_active(const ingestd_t *self)
     return self->spool && ingestd_spool_bytes(self->spool) > 0;
 }
 
-/* s_spool_room - 1 when rows more would go to the spool and it can take them (roughly) */
+/* s_spool_wanted - 1 when rows more go to the spool: it holds something already (order), or
+ * the database is down and the queue is full */
 static int s_spool_wanted(const ingestd_t *self, size_t rows)
 {
     return self->spool &&
@@ -410,7 +411,7 @@ static ingestd_unit_t *s_unit_take(ingestd_t *self)
     ingestd_unit_t *unit = sr_calloc(1, sizeof *unit);
     unit->entries = sr_malloc(n * sizeof *unit->entries);
     memcpy(unit->entries, self->queue, n * sizeof *unit->entries);
-    unit->count = unit->cap = n;
+    unit->count = n;
     unit->rows = rows;
     self->count -= n;
     memmove(self->queue, self->queue + n, self->count * sizeof *self->queue);
@@ -418,12 +419,18 @@ static ingestd_unit_t *s_unit_take(ingestd_t *self)
     return unit;
 }
 
-static int s_submit(ingestd_t *self, ingestd_unit_t *unit)
+static void s_submit(ingestd_t *self, ingestd_unit_t *unit)
 {
-    if (ingestd_writer_submit(self->writer, unit) < 0)
-        return -1;
+    ingestd_writer_submit(self->writer, unit); /* callers checked for an idle writer */
     self->inflight++;
-    return 0;
+}
+
+/* s_retry - hand the oldest failed unit to a writer again */
+static void s_retry(ingestd_t *self)
+{
+    ingestd_unit_t *unit = self->failed[0];
+    memmove(self->failed, self->failed + 1, --self->nfailed * sizeof *self->failed);
+    s_submit(self, unit);
 }
 
 /* s_pump - start transactions: on the timer (force) whatever waits, otherwise only full units.
@@ -433,19 +440,14 @@ static void s_pump(ingestd_t *self, int force)
     if (self->db_down) {
         if (!force || self->inflight > 0 || ingestd_writer_idle(self->writer) == 0)
             return;
-        if (self->nfailed > 0) {
-            ingestd_unit_t *unit = self->failed[0];
-            memmove(self->failed, self->failed + 1, --self->nfailed * sizeof *self->failed);
-            s_submit(self, unit);
-        } else if (self->count > 0)
+        if (self->nfailed > 0)
+            s_retry(self);
+        else if (self->count > 0)
             s_submit(self, s_unit_take(self));
         return;
     }
-    while (self->nfailed > 0 && ingestd_writer_idle(self->writer) > 0) {
-        ingestd_unit_t *unit = self->failed[0];
-        memmove(self->failed, self->failed + 1, --self->nfailed * sizeof *self->failed);
-        s_submit(self, unit);
-    }
+    while (self->nfailed > 0 && ingestd_writer_idle(self->writer) > 0)
+        s_retry(self);
     s_replay(self);
     while (self->count > 0 && ingestd_writer_idle(self->writer) > 0 &&
            (force || self->waiting_rows >= (uint64_t)self->cfg->flush_rows)) {

@@ -5,7 +5,7 @@
  * is handed over under the mutex; the writer runs one transaction for it - the batch ids into
  * metrics.batches (ON CONFLICT DO NOTHING RETURNING tells which are new), then one binary COPY
  * per table with the rows of the new batches - and puts it on the done list, waking the loop
- * through a pipe. Entries are read, never changed, except for their is_new flag, and nothing
+ * (sr_loop_wakeup). Entries are read, never changed, except for their is_new flag, and nothing
  * else of the loop's is touched, so the only shared state is the hand-over under the mutex.
  */
 #include "ingestd.h"
@@ -15,20 +15,15 @@
 #include "sr_db.h"
 #include "sr_log.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define COPY_SEND_BYTES (1 << 20) /* hand COPY data to libpq in pieces of about this size */
 #define BATCH_INSERT_SQL                                                                           \
     "INSERT INTO metrics.batches (collector_id, batch_seq, rows) "                                 \
     "SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[]) "                                   \
     "ON CONFLICT DO NOTHING RETURNING collector_id, batch_seq"
-
-typedef struct ingestd_writer_t ingestd_writer_t;
 
 typedef struct {
     ingestd_writer_t *owner;
@@ -42,13 +37,12 @@ typedef struct {
 } thread_t;
 
 struct ingestd_writer_t {
-    sr_loop_t *loop;
     ingestd_writer_done_fn *done;
     void *done_arg;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
     int stop;
-    int pipe[2]; /* writers -> loop: "a unit is done" */
+    sr_loop_wakeup_t *wakeup; /* writers -> loop: "a unit is done" */
     thread_t *threads;
     int nthreads;
     int idle;               /* loop thread's count of threads without a unit */
@@ -236,54 +230,41 @@ static void *s_thread(void *arg)
         pthread_mutex_lock(&w->mutex);
         w->ready[w->nready++] = t->unit;
         t->unit = NULL;
-        char byte = 1;
-        while (write(w->pipe[1], &byte, 1) < 0 && errno == EINTR)
-            ;
+        sr_loop_wakeup(w->wakeup);
     }
     pthread_mutex_unlock(&w->mutex);
     return NULL;
 }
 
-/* s_collect - hand the done units to the owner, on the loop thread */
-static void s_collect(ingestd_writer_t *w)
-{
-    ingestd_unit_t *done[64];
-    size_t n;
-    pthread_mutex_lock(&w->mutex);
-    n = w->nready;
-    memcpy(done, w->ready, n * sizeof *done);
-    w->nready = 0;
-    pthread_mutex_unlock(&w->mutex);
-    w->idle += (int)n;
-    for (size_t i = 0; i < n; i++)
-        w->done(w->done_arg, done[i]);
-}
-
-static void s_on_pipe(void *arg)
+/* s_collect - hand the done units to the owner, one at a time, on the loop thread */
+static void s_collect(void *arg)
 {
     ingestd_writer_t *w = arg;
-    char buf[64];
-    while (read(w->pipe[0], buf, sizeof buf) > 0)
-        ;
-    s_collect(w);
+    for (;;) {
+        pthread_mutex_lock(&w->mutex);
+        ingestd_unit_t *unit = w->nready ? w->ready[0] : NULL;
+        if (unit)
+            memmove(w->ready, w->ready + 1, --w->nready * sizeof *w->ready);
+        pthread_mutex_unlock(&w->mutex);
+        if (!unit)
+            return;
+        w->idle++;
+        w->done(w->done_arg, unit);
+    }
 }
 
 ingestd_writer_t *ingestd_writer_new(sr_loop_t *loop, const char *url, int threads, int attempts,
                                      ingestd_writer_done_fn *done, void *arg)
 {
     ingestd_writer_t *w = sr_calloc(1, sizeof *w);
-    w->loop = loop;
     w->done = done;
     w->done_arg = arg;
-    w->pipe[0] = w->pipe[1] = -1;
     pthread_mutex_init(&w->mutex, NULL);
     pthread_cond_init(&w->wake, NULL);
     w->threads = sr_calloc((size_t)threads, sizeof *w->threads);
     w->ready = sr_calloc((size_t)threads, sizeof *w->ready);
     w->nthreads = threads;
-    if (pipe2(w->pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||
-        sr_loop_add_fd(loop, w->pipe[0], s_on_pipe, w) < 0) {
-        sr_error("ingest_writer_failed", "err=\"%s\"", strerror(errno));
+    if (!(w->wakeup = sr_loop_wakeup_new(loop, s_collect, w))) {
         ingestd_writer_destroy(&w);
         return NULL;
     }
@@ -330,11 +311,7 @@ void ingestd_writer_destroy(ingestd_writer_t **self_p)
         for (int a = 0; a < 3; a++)
             free(t->arrays[a]);
     }
-    if (w->pipe[0] >= 0) {
-        sr_loop_remove_fd(w->loop, w->pipe[0]);
-        close(w->pipe[0]);
-        close(w->pipe[1]);
-    }
+    sr_loop_wakeup_destroy(&w->wakeup);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mutex);
     free(w->threads);

@@ -86,16 +86,6 @@ static int s_receive_orders(sr_bus_sub_t *sub, int want, int timeout_ms)
     return got;
 }
 
-static long long s_metric(uint16_t admin, const char *series)
-{
-    char url[128], *body = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/metrics", admin);
-    assert_int_equal(sr_test_http_get(url, &body), 200);
-    long long value = sr_test_metric_in(body, series);
-    free(body);
-    return value;
-}
-
 static void test_forwards_between_processes(void **state)
 {
     (void)state;
@@ -112,10 +102,13 @@ static void test_forwards_between_processes(void **state)
     assert_int_equal(waitpid(child, &status, 0), child);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     /* publishers filter at the source, so metric.room never reached busd */
-    assert_int_equal(s_metric(b.admin, "sr_busd_messages_total"), 200);
-    assert_int_equal(s_metric(b.admin, "sr_busd_topic_messages_total{topic=\"order.paid\"}"), 200);
-    assert_int_equal(s_metric(b.admin, "sr_busd_topic_messages_total{topic=\"metric.room\"}"), 0);
-    assert_true(s_metric(b.admin, "sr_busd_subscriptions_total{op=\"subscribe\"}") >= 1);
+    assert_int_equal(sr_test_admin_metric(b.admin, "sr_busd_messages_total"), 200);
+    assert_int_equal(
+        sr_test_admin_metric(b.admin, "sr_busd_topic_messages_total{topic=\"order.paid\"}"), 200);
+    assert_int_equal(
+        sr_test_admin_metric(b.admin, "sr_busd_topic_messages_total{topic=\"metric.room\"}"), 0);
+    assert_true(sr_test_admin_metric(b.admin, "sr_busd_subscriptions_total{op=\"subscribe\"}") >=
+                1);
     sr_bus_sub_destroy(&sub);
     zmq_ctx_term(ctx);
     assert_int_equal(WEXITSTATUS(sr_test_stop(b.pid, SIGTERM, 5000)), 0);

@@ -103,16 +103,6 @@ static long long s_count(const char *sql)
     return n;
 }
 
-static long long s_metric(const char *series)
-{
-    char url[96], *body = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/metrics", s_fx.admin);
-    assert_int_equal(sr_test_http_get(url, &body), 200);
-    long long v = sr_test_metric_in(body, series);
-    free(body);
-    return v;
-}
-
 /* s_batch - n samples of room prefix-i with values derived from base; arrays owned by caller */
 typedef struct {
     Sr__CollectorBatch batch;
@@ -216,11 +206,13 @@ static void test_store_and_publish(void **state)
         assert_string_equal(PQgetvalue(r, 0, i), want[i]);
     PQclear(r);
 
-    assert_true(s_metric("sr_ingest_rows_total{table=\"room_samples\"}") >= 30);
-    assert_true(s_metric("sr_ingest_rows_total{table=\"orders\"}") >= 1);
-    assert_true(s_metric("sr_ingest_batches_total{result=\"stored\"}") >= 3);
-    assert_true(s_metric("sr_ingest_flush_seconds_count") >= 1);
-    assert_int_equal(s_metric("sr_ingest_queue_rows"), 0);
+    assert_true(sr_test_admin_metric(s_fx.admin, "sr_ingest_rows_total{table=\"room_samples\"}") >=
+                30);
+    assert_true(sr_test_admin_metric(s_fx.admin, "sr_ingest_rows_total{table=\"orders\"}") >= 1);
+    assert_true(sr_test_admin_metric(s_fx.admin, "sr_ingest_batches_total{result=\"stored\"}") >=
+                3);
+    assert_true(sr_test_admin_metric(s_fx.admin, "sr_ingest_flush_seconds_count") >= 1);
+    assert_int_equal(sr_test_admin_metric(s_fx.admin, "sr_ingest_queue_rows"), 0);
 
     /* metric.room: the rooms of the batches, as RoomSample payloads */
     sr_arena_t *arena = sr_arena_new(4096);
@@ -250,7 +242,8 @@ static void test_duplicate(void **state)
         assert_int_equal(
             s_count("SELECT count(*) FROM metrics.room_samples WHERE room_id LIKE 'dup-%'"), 5);
     }
-    assert_true(s_metric("sr_ingest_batches_total{result=\"duplicate\"}") >= 1);
+    assert_true(sr_test_admin_metric(s_fx.admin, "sr_ingest_batches_total{result=\"duplicate\"}") >=
+                1);
 }
 
 /* s_raw - send frames on a plain DEALER and return the ack's status (or -1: no answer) */
@@ -274,10 +267,14 @@ static int s_raw(void *dealer, const void *data, size_t len, int frames)
 static void test_garbage_and_oversize(void **state)
 {
     (void)state;
-    long long garbage = s_metric("sr_ingest_rejected_total{reason=\"garbage\"}");
-    long long oversize = s_metric("sr_ingest_rejected_total{reason=\"oversize\"}");
-    long long frames = s_metric("sr_ingest_rejected_total{reason=\"frames\"}");
-    long long invalid = s_metric("sr_ingest_rejected_total{reason=\"invalid\"}");
+    long long garbage =
+        sr_test_admin_metric(s_fx.admin, "sr_ingest_rejected_total{reason=\"garbage\"}");
+    long long oversize =
+        sr_test_admin_metric(s_fx.admin, "sr_ingest_rejected_total{reason=\"oversize\"}");
+    long long frames =
+        sr_test_admin_metric(s_fx.admin, "sr_ingest_rejected_total{reason=\"frames\"}");
+    long long invalid =
+        sr_test_admin_metric(s_fx.admin, "sr_ingest_rejected_total{reason=\"invalid\"}");
     void *dealer = zmq_socket(s_fx.ctx, ZMQ_DEALER);
     int linger = 0;
     zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
@@ -312,10 +309,18 @@ static void test_garbage_and_oversize(void **state)
         assert_int_equal(s_raw(dealer, cases[i].data, cases[i].len, cases[i].frames),
                          SR__ACK_STATUS__ACK_STATUS_REJECTED);
     zmq_close(dealer);
-    assert_int_equal(s_metric("sr_ingest_rejected_total{reason=\"garbage\"}"), garbage + 1);
-    assert_int_equal(s_metric("sr_ingest_rejected_total{reason=\"oversize\"}"), oversize + 1);
-    assert_int_equal(s_metric("sr_ingest_rejected_total{reason=\"frames\"}"), frames + 1);
-    assert_int_equal(s_metric("sr_ingest_rejected_total{reason=\"invalid\"}"), invalid + 2);
+    assert_int_equal(
+        sr_test_admin_metric(s_fx.admin, "sr_ingest_rejected_total{reason=\"garbage\"}"),
+        garbage + 1);
+    assert_int_equal(
+        sr_test_admin_metric(s_fx.admin, "sr_ingest_rejected_total{reason=\"oversize\"}"),
+        oversize + 1);
+    assert_int_equal(
+        sr_test_admin_metric(s_fx.admin, "sr_ingest_rejected_total{reason=\"frames\"}"),
+        frames + 1);
+    assert_int_equal(
+        sr_test_admin_metric(s_fx.admin, "sr_ingest_rejected_total{reason=\"invalid\"}"),
+        invalid + 2);
 
     /* and it keeps serving */
     sr_collector_t *c = sr_collector_new(s_fx.ctx, s_fx.collector, "it-after-garbage", NULL);
@@ -419,7 +424,7 @@ static void test_rollup(void **state)
     assert_int_equal(found, 1);
     assert_int_equal(s_count("SELECT count(*) FROM metrics.room_minutes WHERE room_id = 'roll-1'"),
                      1);
-    assert_true(s_metric("sr_ingest_rollup_rows_total") >= 1);
+    assert_true(sr_test_admin_metric(s_fx.admin, "sr_ingest_rollup_rows_total") >= 1);
 }
 
 /* s_pg - deploy/pg.sh stop|start on the throwaway cluster */
@@ -501,9 +506,12 @@ static void test_douyin_push(void **state)
                      2);
     assert_int_equal(s_count("SELECT count(*) FROM metrics.interactions WHERE room_id = '7300001'"),
                      2);
-    assert_int_equal(s_metric("sr_ingest_push_total{result=\"accepted\"}"), 2);
-    assert_int_equal(s_metric("sr_ingest_push_total{result=\"bad_signature\"}"), 1);
-    assert_int_equal(s_metric("sr_ingest_push_total{result=\"invalid\"}"), 3);
+    assert_int_equal(sr_test_admin_metric(s_fx.admin, "sr_ingest_push_total{result=\"accepted\"}"),
+                     2);
+    assert_int_equal(
+        sr_test_admin_metric(s_fx.admin, "sr_ingest_push_total{result=\"bad_signature\"}"), 1);
+    assert_int_equal(sr_test_admin_metric(s_fx.admin, "sr_ingest_push_total{result=\"invalid\"}"),
+                     3);
 }
 
 /* s_send_down - batches of per samples, rooms "<prefix>-<b>-<i>", polled for 2 s */
@@ -552,10 +560,11 @@ static void test_db_down_spool(void **state)
     print_message("db down: spooled=%llu busy=%llu pending=%zu\n",
                   (unsigned long long)sr_collector_stats(c)->spooled,
                   (unsigned long long)sr_collector_stats(c)->busy, sr_collector_pending(c));
-    assert_int_equal(s_metric("sr_ingest_queue_rows"), 3000);
+    assert_int_equal(sr_test_admin_metric(s_fx.admin, "sr_ingest_queue_rows"), 3000);
     assert_int_equal(sr_collector_stats(c)->spooled, batches - 3000 / per);
-    assert_int_equal(s_metric("sr_ingest_spooled_rows_total"), batches * per - 3000);
-    assert_true(s_metric("sr_ingest_spool_bytes") > 0);
+    assert_int_equal(sr_test_admin_metric(s_fx.admin, "sr_ingest_spooled_rows_total"),
+                     batches * per - 3000);
+    assert_true(sr_test_admin_metric(s_fx.admin, "sr_ingest_spool_bytes") > 0);
     assert_int_equal(sr_collector_pending(c), 3000 / per);
     sr_test_stop(s_fx.ingestd, SIGKILL, 5000);
     s_pg("start");
@@ -564,11 +573,12 @@ static void test_db_down_spool(void **state)
     assert_int_equal(sr_collector_stats(c)->stored, 3000 / per);
     sr_collector_destroy(&c);
     s_assert_once("down-%", batches * per);
-    for (int i = 0; i < 50 && s_metric("sr_ingest_spool_bytes") > 0; i++)
+    for (int i = 0; i < 50 && sr_test_admin_metric(s_fx.admin, "sr_ingest_spool_bytes") > 0; i++)
         sr_test_sleep_ms(100);
-    assert_int_equal(s_metric("sr_ingest_spool_bytes"), 0);
-    assert_int_equal(s_metric("sr_ingest_replayed_rows_total"), batches * per - 3000);
-    assert_int_equal(s_metric("sr_ingest_queue_rows"), 0);
+    assert_int_equal(sr_test_admin_metric(s_fx.admin, "sr_ingest_spool_bytes"), 0);
+    assert_int_equal(sr_test_admin_metric(s_fx.admin, "sr_ingest_replayed_rows_total"),
+                     batches * per - 3000);
+    assert_int_equal(sr_test_admin_metric(s_fx.admin, "sr_ingest_queue_rows"), 0);
 }
 
 /* a full spool: the batches neither the queue nor the spool can take are answered BUSY and
@@ -584,8 +594,8 @@ static void test_spool_full(void **state)
     const sr_collector_stats_t *st = sr_collector_stats(c);
     assert_true(st->spooled > 0);
     assert_true(st->busy > 0);
-    assert_true(s_metric("sr_ingest_spool_bytes") <= 40 * 1024);
-    assert_true(s_metric("sr_ingest_batches_total{result=\"busy\"}") > 0);
+    assert_true(sr_test_admin_metric(s_fx.admin, "sr_ingest_spool_bytes") <= 40 * 1024);
+    assert_true(sr_test_admin_metric(s_fx.admin, "sr_ingest_batches_total{result=\"busy\"}") > 0);
     s_pg("start");
     assert_int_equal(sr_collector_wait(c, 30000), 0);
     assert_int_equal(st->stored + st->spooled, batches);

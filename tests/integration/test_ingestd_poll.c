@@ -300,16 +300,6 @@ static void s_assert_values(const expect_t *e)
     PQclear(r);
 }
 
-static long long s_metric(const char *series)
-{
-    char url[96], *body = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/metrics", s_fx.admin);
-    assert_int_equal(sr_test_http_get(url, &body), 200);
-    long long v = sr_test_metric_in(body, series);
-    free(body);
-    return v;
-}
-
 static void s_assert_log_clean(void)
 {
     char *log = sr_test_read_file(s_fx.log, NULL);
@@ -365,13 +355,14 @@ static void test_discover_all_rooms(void **state)
         char series[128];
         snprintf(series, sizeof series, "sr_ingest_poll_total{platform=\"%s\",result=\"ok\"}",
                  s_plat[p].platform);
-        assert_true(s_metric(series) > 0);
+        assert_true(sr_test_admin_metric(s_fx.admin, series) > 0);
         snprintf(series, sizeof series,
                  "sr_ingest_poll_total{platform=\"%s\",result=\"http_error\"}", s_plat[p].platform);
-        assert_int_equal(s_metric(series), 0); /* the token was accepted */
+        assert_int_equal(sr_test_admin_metric(s_fx.admin, series), 0); /* the token was accepted */
     }
-    assert_true(s_metric("sr_ingest_discover_total{result=\"ok\"}") >= 1);
-    assert_true(s_metric("sr_ingest_rows_total{table=\"room_samples\"}") >= ROOMS);
+    assert_true(sr_test_admin_metric(s_fx.admin, "sr_ingest_discover_total{result=\"ok\"}") >= 1);
+    assert_true(sr_test_admin_metric(s_fx.admin, "sr_ingest_rows_total{table=\"room_samples\"}") >=
+                ROOMS);
     s_stop_ingestd();
     s_assert_log_clean();
 }
@@ -398,12 +389,15 @@ static void test_unknown_room(void **state)
         s_assert_values(&want[i]);
     long long errors = 0;
     for (int tries = 0; tries < 50 && errors == 0; tries++) {
-        errors = s_metric("sr_ingest_poll_total{platform=\"channels\",result=\"platform_error\"}");
+        errors = sr_test_admin_metric(
+            s_fx.admin, "sr_ingest_poll_total{platform=\"channels\",result=\"platform_error\"}");
         if (errors == 0)
             sr_test_sleep_ms(100);
     }
     assert_true(errors > 0);
-    assert_int_equal(s_metric("sr_ingest_poll_total{platform=\"channels\",result=\"ok\"}"), 0);
+    assert_int_equal(sr_test_admin_metric(
+                         s_fx.admin, "sr_ingest_poll_total{platform=\"channels\",result=\"ok\"}"),
+                     0);
     PGresult *r = sr_db_query(
         s_fx.db, "SELECT count(*) FROM metrics.room_samples WHERE room_id = 'no-such-room'", 0,
         NULL);
@@ -481,7 +475,7 @@ static void test_order_events(void **state)
     /* the order without a status is stored but has no topic */
     sr_bus_msg_t msg;
     assert_int_equal(sr_bus_recv(sub, arena, &msg, 500), SR_BUS_RECV_EMPTY);
-    assert_int_equal(s_metric("sr_ingest_publish_failures_total"), 0);
+    assert_int_equal(sr_test_admin_metric(s_fx.admin, "sr_ingest_publish_failures_total"), 0);
     sr_arena_destroy(&arena);
     sr_bus_sub_destroy(&s_fx.sub);
     s_stop_ingestd();

@@ -116,16 +116,6 @@ static size_t s_platform_index(const char *name)
     return 0;
 }
 
-static long long s_metric(const simd_proc_t *s, const char *series)
-{
-    char url[128], *body = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/metrics", s->admin);
-    assert_int_equal(sr_test_http_get(url, &body), 200);
-    long long value = sr_test_metric_in(body, series);
-    free(body);
-    return value;
-}
-
 /* s_assert_shape - data holds exactly the fixture's fields with the fixture's JSON types */
 static void s_assert_shape(size_t p, json_t *got)
 {
@@ -218,20 +208,33 @@ static void test_rooms_and_platform_json(void **state)
     free(body);
     assert_int_equal(s_request(&s, "POST", "/rooms", NULL, NULL), 405);
 
-    assert_int_equal(s_metric(&s, "sr_simd_requests_total{platform=\"channels\",result=\"ok\"}"),
+    assert_int_equal(sr_test_admin_metric(
+                         s.admin, "sr_simd_requests_total{platform=\"channels\",result=\"ok\"}"),
                      4);
-    assert_int_equal(s_metric(&s, "sr_simd_requests_total{platform=\"douyin\",result=\"ok\"}"), 5);
-    assert_int_equal(s_metric(&s, "sr_simd_requests_total{platform=\"kuaishou\",result=\"ok\"}"),
+    assert_int_equal(
+        sr_test_admin_metric(s.admin, "sr_simd_requests_total{platform=\"douyin\",result=\"ok\"}"),
+        5);
+    assert_int_equal(sr_test_admin_metric(
+                         s.admin, "sr_simd_requests_total{platform=\"kuaishou\",result=\"ok\"}"),
                      5);
     assert_int_equal(
-        s_metric(&s, "sr_simd_requests_total{platform=\"douyin\",result=\"unknown_room\"}"), 1);
+        sr_test_admin_metric(s.admin,
+                             "sr_simd_requests_total{platform=\"douyin\",result=\"unknown_room\"}"),
+        1);
     assert_int_equal(
-        s_metric(&s, "sr_simd_requests_total{platform=\"kuaishou\",result=\"bad_request\"}"), 2);
-    assert_int_equal(s_metric(&s, "sr_simd_requests_total{platform=\"none\",result=\"ok\"}"), 2);
-    assert_int_equal(s_metric(&s, "sr_simd_requests_total{platform=\"none\",result=\"not_found\"}"),
+        sr_test_admin_metric(
+            s.admin, "sr_simd_requests_total{platform=\"kuaishou\",result=\"bad_request\"}"),
+        2);
+    assert_int_equal(
+        sr_test_admin_metric(s.admin, "sr_simd_requests_total{platform=\"none\",result=\"ok\"}"),
+        2);
+    assert_int_equal(sr_test_admin_metric(
+                         s.admin, "sr_simd_requests_total{platform=\"none\",result=\"not_found\"}"),
                      1);
     assert_int_equal(
-        s_metric(&s, "sr_simd_requests_total{platform=\"none\",result=\"bad_method\"}"), 1);
+        sr_test_admin_metric(s.admin,
+                             "sr_simd_requests_total{platform=\"none\",result=\"bad_method\"}"),
+        1);
     assert_int_equal(WEXITSTATUS(sr_test_stop(s.pid, SIGTERM, 5000)), 0);
 }
 
@@ -306,7 +309,9 @@ static void test_token(void **state)
     }
     json_decref(rooms);
     assert_int_equal(
-        s_metric(&s, "sr_simd_requests_total{platform=\"douyin\",result=\"unauthorized\"}"), 3);
+        sr_test_admin_metric(s.admin,
+                             "sr_simd_requests_total{platform=\"douyin\",result=\"unauthorized\"}"),
+        3);
     assert_int_equal(WEXITSTATUS(sr_test_stop(s.pid, SIGTERM, 5000)), 0);
     char *log = sr_test_read_file(s.log, NULL);
     assert_non_null(log);

@@ -336,6 +336,16 @@ long long sr_test_metric_in(const char *text, const char *series)
     return -1;
 }
 
+long long sr_test_admin_metric(uint16_t port, const char *series)
+{
+    char url[64], *body = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/metrics", port);
+    assert_int_equal(sr_test_http_get(url, &body), 200);
+    long long value = sr_test_metric_in(body, series);
+    free(body);
+    return value;
+}
+
 long long sr_test_metric(sr_metrics_t *metrics, const char *series)
 {
     char *text = sr_metrics_render(metrics);

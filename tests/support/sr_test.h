@@ -89,6 +89,9 @@ char *sr_test_read_file(const char *path, size_t *len);
 
 /* sr_test_metric_in - the value of one series ("name{labels}") in Prometheus text, or -1 */
 long long sr_test_metric_in(const char *text, const char *series);
+/* sr_test_admin_metric - the same, read from a daemon's admin endpoint on 127.0.0.1:port
+ * (asserts that /metrics answers 200) */
+long long sr_test_admin_metric(uint16_t port, const char *series);
 /* sr_test_metric - the same, rendered from a registry */
 long long sr_test_metric(sr_metrics_t *metrics, const char *series);
 

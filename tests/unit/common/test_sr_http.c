@@ -54,10 +54,20 @@ static sr_http_reply_t s_refused(void *arg, const sr_http_request_t *req)
                                          sr_http_request_method(req), sr_http_request_path(req))};
 }
 
+/* s_body - the POST body as the handler got it, with its length */
+static sr_http_reply_t s_body(void *arg, const sr_http_request_t *req)
+{
+    (void)arg;
+    size_t len;
+    const char *body = sr_http_request_body(req, &len);
+    return (sr_http_reply_t){200, "text/plain", sr_asprintf("%zu:%s", len, body)};
+}
+
 static const sr_http_route_t s_routes[] = {
     {"/echo", s_echo},
     {"/made", s_created},
     {"/empty", s_empty},
+    {"/upload", s_body, "POST", 16},
 };
 
 static const sr_http_route_t s_routes_fallback[] = {
@@ -127,6 +137,16 @@ static void test_routes(void **state)
         {"POST", "/echo", NULL, "x=1", 405, json, not_allowed, "GET"},
         {"DELETE", "/made", NULL, NULL, 405, json, not_allowed, "GET"},
         {"PUT", "/empty", NULL, "data", 405, json, not_allowed, "GET"},
+        {"POST", "/upload", NULL, "0123456789abcdef", 200, "text/plain", "16:0123456789abcdef",
+         NULL},
+        {"POST", "/upload", NULL, "", 200, "text/plain", "0:", NULL},
+        {"POST", "/upload", NULL, "0123456789abcdefX", 413, json,
+         "{\"error\":{\"code\":\"too_large\",\"message\":\"request body too large\"}}", NULL},
+        {"POST", "/upload", "Transfer-Encoding: chunked", "0123456789abcdefX", 413, json,
+         "{\"error\":{\"code\":\"too_large\",\"message\":\"request body too large\"}}", NULL},
+        {"GET", "/upload", NULL, NULL, 405, json,
+         "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"only POST is allowed\"}}",
+         "POST"},
     };
     s_run_cases(s, cases, sizeof cases / sizeof cases[0]);
     sr_http_server_destroy(&s);

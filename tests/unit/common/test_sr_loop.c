@@ -2,6 +2,7 @@
 #include "sr_clock.h"
 #include "sr_loop.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -120,6 +121,42 @@ static void test_fd_readable_and_self_removal(void **state)
     close(p[1]);
 }
 
+static void s_count_wakeups(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static void *s_wake_three_times(void *arg)
+{
+    for (int i = 0; i < 3; i++)
+        sr_loop_wakeup(arg);
+    return NULL;
+}
+
+/* wake-ups from another thread run the function on the loop; a burst of them runs it once,
+ * and nothing runs it without one */
+static void test_wakeup_from_another_thread(void **state)
+{
+    (void)state;
+    sr_loop_t *loop = sr_loop_new();
+    int calls = 0;
+    sr_loop_wakeup_t *w = sr_loop_wakeup_new(loop, s_count_wakeups, &calls);
+    assert_non_null(w);
+    assert_int_equal(sr_loop_run_once(loop, 10), 0);
+    assert_int_equal(calls, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, s_wake_three_times, w), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(sr_loop_run_once(loop, 1000), 0);
+    assert_int_equal(calls, 1);
+    assert_int_equal(sr_loop_run_once(loop, 10), 0);
+    assert_int_equal(calls, 1);
+    sr_loop_wakeup_destroy(&w);
+    assert_null(w);
+    sr_loop_wakeup_destroy(&w);
+    sr_loop_destroy(&loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_cancelled_timer_never_fires),
         cmocka_unit_test(test_socket_readable),
         cmocka_unit_test(test_fd_readable_and_self_removal),
+        cmocka_unit_test(test_wakeup_from_another_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
