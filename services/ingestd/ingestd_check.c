@@ -7,16 +7,24 @@
  */
 #include "ingestd.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #define COLLECTOR_ID_MAX 200
 #define TS_MAX_US        253402300800000000LL /* 10000-01-01: far beyond any real sample */
 
+/* ingestd_utf8_ok - ASCII eight bytes at a time (room and session ids almost always are; this
+ * runs for every row), the rest decoded and checked one sequence at a time */
 int ingestd_utf8_ok(const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
+    while (p < end) {
+        uint64_t w;
+        if (end - p >= 8 && (memcpy(&w, p, 8), (w & 0x8080808080808080ULL) == 0)) {
+            p += 8;
+            continue;
+        }
         unsigned c = *p;
         int n;
         unsigned min, cp;

@@ -25,6 +25,7 @@ writers=${SR_INGEST_WRITERS:-2}
 # or autovacuum in the middle of a timed phase (each phase starts after a CHECKPOINT)
 pg_settings=(
   "max_wal_size=16GB"
+  "min_wal_size=4GB"
   "checkpoint_timeout=30min"
   "wal_compression=off"
   "autovacuum=off"
@@ -124,7 +125,7 @@ for i in $(seq 1 "$instances"); do
   wait_log "$tmp/ingestd$i.log" event=ingest_listening
 done
 
-for s in fsync synchronous_commit wal_level shared_buffers wal_buffers max_wal_size \
+for s in fsync synchronous_commit wal_level shared_buffers wal_buffers max_wal_size min_wal_size \
   checkpoint_timeout wal_compression autovacuum full_page_writes; do
   echo "pg_setting $s=$("${psql[@]}" -c "SHOW $s")"
 done

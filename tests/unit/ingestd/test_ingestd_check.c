@@ -30,6 +30,18 @@ static void test_utf8(void **state)
         {"\xf4\x90\x80\x80", 0},      /* above U+10FFFF */
         {"ok \x80 stray", 0},         /* stray continuation */
         {"\xe4\xbd\xa0\xe5\xa5", 0},  /* truncated at the end */
+        /* the eight-bytes-at-a-time ASCII path: runs longer than a word around the bad byte */
+        {"room-7312345678901234567", 1},
+        {"room-73123456\xff"
+         "78901234567",
+         0},
+        {"room-731234567890123456\xc3", 0},
+        {"abcdefgh\xe7\x9b\xb4"
+         "abcdefgh",
+         1},
+        {"abcdefgh\xe0\x80\xaf"
+         "abcdefgh",
+         0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (ingestd_utf8_ok(cases[i].s) != cases[i].ok)
