@@ -22,7 +22,8 @@
  * threads, the flush transaction), ingestd_copy.c (the PGCOPY binary encoder), ingestd_spool.c
  * (the spool file), ingestd_check.c (batch validation), ingestd_publish.c (metric.room rate
  * limit), ingestd_upkeep.c (partitions, rollup), ingestd_push.c (Douyin interaction pushes),
- * ingestd_sources.c (the platform poller and room discovery), ingestd_poll.c /
+ * ingestd_sources.c (the platform poller and room discovery), ingestd_shard.c (instances
+ * sharing the polled rooms), ingestd_poll.c /
  * ingestd_platform*.c (libcurl poller, JSON connectors), migrations/001_tables.sql.
  */
 #ifndef INGESTD_H
@@ -171,12 +172,16 @@ typedef enum {
 
 typedef struct ingestd_spool_t ingestd_spool_t;
 
-/* ingestd_spool_open - open (or create, with dir) <dir>/ingestd-<instance>.spool and check every
- * record in it; a corrupt tail is kept aside, cut off and logged. NULL with err when the file
- * cannot be used. */
+/* ingestd_spool_open - open (or create, with dir) <dir>/ingestd-<instance>.spool, lock it for as
+ * long as it is open and check every record in it; a corrupt tail is kept aside, cut off and
+ * logged. NULL with err when the file cannot be used or another running ingestd holds it. */
 ingestd_spool_t *ingestd_spool_open(const char *dir, const char *instance, uint64_t max_bytes,
                                     ingestd_spool_sync_t sync, char *err, size_t errlen);
 void ingestd_spool_close(ingestd_spool_t **self_p);
+/* ingestd_spool_adopt - move the records of every other ingestd-*.spool in dir that no running
+ * instance holds to the end of self, and remove those files; records moved, -1 when something
+ * could not be read or written (logged; what was not moved stays where it was) */
+int64_t ingestd_spool_adopt(ingestd_spool_t *self, const char *dir);
 /* ingestd_spool_append - write one record (synced when the policy is ALWAYS); -1 with errno,
  * ENOSPC when it would pass max_bytes; a failed write leaves no partial record */
 int ingestd_spool_append(ingestd_spool_t *self, const uint8_t *data, size_t len);
@@ -219,9 +224,28 @@ void ingestd_upkeep_run(ingestd_upkeep_t *self);
 typedef struct ingestd_sources_t ingestd_sources_t;
 
 /* ingestd_sources_new - for a set SR_INGEST_PLATFORM_URL: the poller on the service loop with
- * the configured rooms, or with discovery of <url>/rooms started; NULL (logged) on failure */
+ * this instance's share (ingestd_shard) of the configured rooms, or with discovery of
+ * <url>/rooms started; NULL (logged) on failure */
 ingestd_sources_t *ingestd_sources_new(sr_service_t *svc);
 void ingestd_sources_destroy(ingestd_sources_t **self_p);
+/* ingestd_sources_cron - refresh the share of the rooms and poll what it now says */
+void ingestd_sources_cron(ingestd_sources_t *self);
+
+/* --- ingestd_shard: polling instances share the rooms through metrics.pollers -------------- */
+
+typedef struct ingestd_shard_t ingestd_shard_t;
+
+/* ingestd_shard_new - register this instance (on the service's connection); NULL when the
+ * statements cannot be prepared. Until the first heartbeat answers it polls every room. */
+ingestd_shard_t *ingestd_shard_new(sr_service_t *svc);
+/* ingestd_shard_destroy - leave metrics.pollers, so the others take the rooms over at once */
+void ingestd_shard_destroy(ingestd_shard_t **self_p);
+/* ingestd_shard_refresh - heartbeat when one is due; 1 when this instance's share changed */
+int ingestd_shard_refresh(ingestd_shard_t *self);
+/* ingestd_shard_mine - 1 when this instance polls the room */
+int ingestd_shard_mine(const ingestd_shard_t *self, const char *platform, const char *room_id);
+/* ingestd_shard_hash - the room's hash, the same on every host (FNV-1a of "platform:room") */
+uint64_t ingestd_shard_hash(const char *platform, const char *room_id);
 
 /* ingestd_room_list_t - SR_INGEST_POLL_ROOMS parsed: "discover", or pairs */
 typedef struct {

@@ -617,6 +617,8 @@ static int s_open_spool(ingestd_t *self)
         sr_error("ingest_spool_failed", "err=\"%s\" hint=\"set SR_INGEST_SPOOL_DIR\"", err);
         return -1;
     }
+    if (ingestd_spool_adopt(self->spool, self->cfg->spool_dir) < 0) /* logged */
+        sr_counter_inc(self->spool_failures);
     sr_counter_add(self->spool_cut_bytes, ingestd_spool_cut_bytes(self->spool));
     snprintf(self->spool_id, sizeof self->spool_id, "ingestd-spool@%s",
              sr_service_instance(self->svc));
@@ -662,6 +664,7 @@ void ingestd_cron(sr_service_t *svc)
     ingestd_t *self = sr_service_state(svc);
     s_pump(self, 1);
     ingestd_upkeep_run(self->upkeep);
+    ingestd_sources_cron(self->sources);
 }
 
 /* s_spool_local - while the database is down at the end: keep the local rows in the spool

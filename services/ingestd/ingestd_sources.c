@@ -4,7 +4,8 @@
  * the room discovery: GET <url>/rooms ({"rooms":[{"platform":..,"room_id":..}]}) at start-up and
  * every DISCOVER_EVERY_MS, non-blocking on its own libcurl multi handle moved on by a short timer
  * while the request is in flight. Rooms that appear are added to the poller, rooms that vanish
- * are removed. Every polled sample goes to ingestd_enqueue_sample (ingestd_collector.c), so it
+ * are removed. Of all these rooms the instance polls its share (ingestd_shard.c), taken anew
+ * when instances come or go. Every polled sample goes to ingestd_enqueue_sample, so it
  * is stored by the same COPY flush and published through the same metric.room rate limit.
  * The token is sent as a header and never logged. Also the checks of the polling settings.
  */
@@ -13,6 +14,7 @@
 #include "ingestd_poll.h"
 
 #include "sr_alloc.h"
+#include "sr_db.h"
 #include "sr_log.h"
 
 #include <curl/curl.h>
@@ -32,8 +34,11 @@ struct ingestd_sources_t {
     sr_service_t *svc;
     const ingestd_config_t *cfg;
     ingestd_poll_t *poll;
-    ingestd_room_list_t polled; /* the rooms handed to the poller */
+    ingestd_shard_t *shard;
+    ingestd_room_list_t all;    /* configured or discovered: every instance's rooms */
+    ingestd_room_list_t polled; /* this instance's share, handed to the poller */
     sr_counter_t *dropped;      /* samples the full queue refused */
+    sr_gauge_t *rooms;          /* rooms this instance polls */
     /* discovery */
     CURLM *multi;
     CURL *easy;
@@ -216,9 +221,28 @@ static void s_sync(ingestd_sources_t *self, ingestd_room_list_t *want)
     ingestd_room_list_free(&self->polled);
     ingestd_room_list_free(want);
     self->polled = now;
+    sr_gauge_set(self->rooms, (double)self->polled.count);
     if (added || removed)
         sr_info("poll_rooms", "rooms=%zu added=%zu removed=%zu", self->polled.count, added,
                 removed);
+}
+
+/* s_apply - poll this instance's share of all the rooms */
+static void s_apply(ingestd_sources_t *self)
+{
+    ingestd_room_list_t mine = {0};
+    char why[200];
+    for (size_t i = 0; i < self->all.count; i++)
+        if (ingestd_shard_mine(self->shard, self->all.platforms[i], self->all.rooms[i]) &&
+            s_list_add(&mine, self->all.platforms[i], self->all.rooms[i], why, sizeof why) < 0)
+            sr_warn("poll_room_skipped", "err=\"%s\"", why);
+    s_sync(self, &mine);
+}
+
+void ingestd_sources_cron(ingestd_sources_t *self)
+{
+    if (self && ingestd_shard_refresh(self->shard))
+        s_apply(self);
 }
 
 /* --- discovery ---------------------------------------------------------------------------- */
@@ -312,7 +336,9 @@ static void s_discover_done(ingestd_sources_t *self, CURLcode cc)
     if (skipped)
         sr_debug("poll_discover_skipped", "rooms=%zu err=\"no connector for their platform\"",
                  skipped);
-    s_sync(self, &want);
+    ingestd_room_list_free(&self->all);
+    self->all = want;
+    s_apply(self);
 }
 
 static void s_discover_tick(void *arg)
@@ -389,6 +415,8 @@ ingestd_sources_t *ingestd_sources_new(sr_service_t *svc)
     sr_metrics_t *m = sr_service_metrics(svc);
     self->dropped = sr_metrics_counter(m, "sr_ingest_poll_dropped_total", NULL,
                                        "polled samples dropped because the queue was full");
+    self->rooms = sr_metrics_gauge(m, "sr_ingest_poll_rooms", NULL,
+                                   "rooms this instance polls (its share of all of them)");
     const ingestd_poll_opts_t opts = {
         .interval_ms = self->cfg->poll_interval_ms,
         .timeout_ms = self->cfg->poll_timeout_ms,
@@ -416,12 +444,18 @@ ingestd_sources_t *ingestd_sources_new(sr_service_t *svc)
         sr_error("poll_rooms_invalid", "err=\"%s\"", err);
         rc = -1;
     }
+    if (rc == 0 && !(self->shard = ingestd_shard_new(svc))) {
+        sr_error("poll_share_failed", "err=\"%s\"", sr_db_error(sr_service_db(svc)));
+        ingestd_room_list_free(&list);
+        rc = -1;
+    }
     if (rc < 0) {
         ingestd_sources_destroy(&self);
         return NULL;
     }
     if (!list.discover) {
-        s_sync(self, &list);
+        self->all = list;
+        s_apply(self);
         return self;
     }
     self->discover_down = (sr_complaint_t)SR_COMPLAINT_INIT("platform.rooms");
@@ -465,6 +499,8 @@ void ingestd_sources_destroy(ingestd_sources_t **self_p)
     curl_slist_free_all(self->headers);
     free(self->body);
     ingestd_poll_destroy(&self->poll);
+    ingestd_shard_destroy(&self->shard);
+    ingestd_room_list_free(&self->all);
     ingestd_room_list_free(&self->polled);
     free(self);
     *self_p = NULL;

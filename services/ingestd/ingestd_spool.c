@@ -10,6 +10,13 @@
  * On open the whole file is checked. A torn or corrupt tail (a crash in the middle of a write,
  * a damaged disk) is copied to <file>.bad-<unix seconds> for inspection, cut off, counted and
  * logged; everything before it is replayed.
+ *
+ * The owner holds an exclusive flock on its file for as long as it runs, so two instances with
+ * the same name cannot share one, and a file nobody holds belongs to an instance that is gone
+ * (a container recreated under a new hostname, an instance renamed). ingestd_spool_adopt()
+ * moves such files' records to the end of the caller's own spool, so they are replayed rather
+ * than forgotten, and removes them. Whoever opens a file checks, once it holds the lock, that
+ * the name still leads to it, since an adopter may have removed it in between.
  */
 #include "ingestd.h"
 
@@ -22,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +38,7 @@
 #define MAGIC        0x50535253u /* "SRSP" read as a little-endian u32 */
 #define HEADER_BYTES 12
 #define RECORD_MAX   (1u << 30)
+#define LOCK_TRIES   300 /* 10 ms apart: an adopter holds a file only while it copies it */
 
 struct ingestd_spool_t {
     char path[4096];
@@ -179,6 +189,59 @@ static int s_mkdirs(const char *dir)
     return mkdir(path, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* s_open_locked - open path (created when create is set) with the exclusive flock held and the
+ * name still leading to the file; -1 with errno (EWOULDBLOCK: someone holds it). The lock is
+ * tried `tries` times, 10 ms apart. */
+static int s_open_locked(const char *path, int create, int tries)
+{
+    for (int attempt = 0;; attempt++) {
+        int fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+        if (fd < 0)
+            return -1;
+        struct stat by_fd, by_name;
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            int saved = errno;
+            close(fd);
+            if (saved != EWOULDBLOCK || attempt + 1 >= tries) {
+                errno = saved;
+                return -1;
+            }
+            usleep(10000);
+            continue;
+        }
+        if (fstat(fd, &by_fd) == 0 && stat(path, &by_name) == 0 && by_fd.st_ino == by_name.st_ino &&
+            by_fd.st_dev == by_name.st_dev)
+            return fd;
+        close(fd); /* removed by an adopter while we waited: open the name again */
+        if (!create) {
+            errno = ENOENT;
+            return -1;
+        }
+    }
+}
+
+/* s_check - count the valid records of an open file and cut a corrupt tail; 0 ok */
+static int s_check(ingestd_spool_t *self, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstat(self->fd, &st) < 0) {
+        snprintf(err, errlen, "%s: %s", self->path, strerror(errno));
+        return -1;
+    }
+    self->size = (uint64_t)st.st_size;
+    uint64_t off = 0;
+    int64_t len;
+    while (off < self->size && (len = s_record_at(self, off)) >= 0) {
+        off += HEADER_BYTES + (uint64_t)len;
+        self->records++;
+    }
+    if (off < self->size && s_cut(self, off) < 0) {
+        snprintf(err, errlen, "%s: cannot cut the corrupt tail: %s", self->path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 ingestd_spool_t *ingestd_spool_open(const char *dir, const char *instance, uint64_t max_bytes,
                                     ingestd_spool_sync_t sync, char *err, size_t errlen)
 {
@@ -193,23 +256,15 @@ ingestd_spool_t *ingestd_spool_open(const char *dir, const char *instance, uint6
                               ? *c
                               : '_';
     snprintf(self->path + n, sizeof self->path - (size_t)n, ".spool");
-    struct stat st;
-    if (s_mkdirs(dir) < 0 ||
-        (self->fd = open(self->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0 ||
-        fstat(self->fd, &st) < 0) {
-        snprintf(err, errlen, "%s: %s", self->path, strerror(errno));
+    if (s_mkdirs(dir) < 0 || (self->fd = s_open_locked(self->path, 1, LOCK_TRIES)) < 0) {
+        snprintf(err, errlen, "%s: %s", self->path,
+                 errno == EWOULDBLOCK
+                     ? "in use by another running ingestd (give each instance its own SR_INSTANCE)"
+                     : strerror(errno));
         ingestd_spool_close(&self);
         return NULL;
     }
-    self->size = (uint64_t)st.st_size;
-    uint64_t off = 0;
-    int64_t len;
-    while (off < self->size && (len = s_record_at(self, off)) >= 0) {
-        off += HEADER_BYTES + (uint64_t)len;
-        self->records++;
-    }
-    if (off < self->size && s_cut(self, off) < 0) {
-        snprintf(err, errlen, "%s: cannot cut the corrupt tail: %s", self->path, strerror(errno));
+    if (s_check(self, err, errlen) < 0) {
         ingestd_spool_close(&self);
         return NULL;
     }
@@ -315,4 +370,68 @@ int ingestd_spool_reset(ingestd_spool_t *self)
     self->size = self->read_off = self->records = 0;
     self->dirty = 1;
     return 0;
+}
+
+/* s_adopt_one - move every record of the orphan at path to the end of self; the orphan is
+ * removed once all of it is in self and synced, kept whole when it does not fit */
+static int64_t s_adopt_one(ingestd_spool_t *self, const char *dir, const char *name)
+{
+    ingestd_spool_t orphan = {.fd = -1};
+    if (snprintf(orphan.path, sizeof orphan.path, "%s/%s", dir, name) >= (int)sizeof orphan.path)
+        return 0;
+    const char *path = orphan.path;
+    char err[512];
+    if ((orphan.fd = s_open_locked(path, 0, 1)) < 0)
+        return 0; /* its owner runs, or it is gone */
+    int64_t moved = 0;
+    if (s_check(&orphan, err, sizeof err) < 0) {
+        sr_error("ingest_spool_adopt_failed", "err=\"%s\"", err);
+        moved = -1;
+    } else if (self->size + orphan.size > self->max_bytes) {
+        sr_warn("ingest_spool_adopt_later", "file=%s bytes=%llu err=\"no room in %s\"", path,
+                (unsigned long long)orphan.size, self->path);
+    } else {
+        int64_t len;
+        for (uint64_t off = 0; moved >= 0 && off < orphan.size;
+             off += HEADER_BYTES + (uint64_t)len) {
+            len = s_record_at(&orphan, off);
+            if (len < 0 || ingestd_spool_append(self, orphan.buf, (size_t)len) < 0)
+                moved = -1;
+            else
+                moved++;
+        }
+        if (moved >= 0 && ingestd_spool_flush(self) == 0 && unlink(path) == 0)
+            sr_info("ingest_spool_adopted", "file=%s records=%lld into=%s", path, (long long)moved,
+                    self->path);
+        else {
+            sr_error("ingest_spool_adopt_failed",
+                     "file=%s err=\"%s\" (kept; its records that "
+                     "were copied are replayed once)",
+                     path, strerror(errno));
+            moved = -1;
+        }
+    }
+    close(orphan.fd);
+    free(orphan.buf);
+    return moved;
+}
+
+int64_t ingestd_spool_adopt(ingestd_spool_t *self, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    const char *own = strrchr(self->path, '/') + 1;
+    int64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n <= 14 || strncmp(e->d_name, "ingestd-", 8) != 0 ||
+            strcmp(e->d_name + n - 6, ".spool") != 0 || strcmp(e->d_name, own) == 0)
+            continue;
+        int64_t moved = s_adopt_one(self, dir, e->d_name);
+        total = moved < 0 || total < 0 ? -1 : total + moved;
+    }
+    closedir(d);
+    return total;
 }

@@ -8,7 +8,9 @@
  * waits for every ack; then truncates metrics.room_samples and COPYs the same rows with one bare
  * libpq connection and one binary COPY statement, encoded on the fly by ingestd's own encoder
  * (services/ingestd/ingestd_copy.c). Every phase starts after TRUNCATE, CHECKPOINT and sync and
- * is verified by count(*). Prints the result line and ingestd's peak RSS (VmHWM; summed when
+ * is verified by count(*). After the result line, what the index choice costs: a one-room,
+ * one-hour query on the BRIN-only table, then the COPY and the query again with a B-tree on
+ * (platform, room_id, ts) added. Prints the result line and ingestd's peak RSS (VmHWM; summed when
  * several instances share the load).
  *
  * Usage: bench_ingest DB_URL COLLECTOR_ENDPOINTS INGESTD_PIDS   (both comma-separated)
@@ -264,6 +266,59 @@ static double s_copy(PGconn *conn, const bench_opts_t *o, bench_data_t *d, const
     return rc < 0 ? -1 : secs;
 }
 
+/* s_room_hour_ms - the best of five runs of "one room over one hour" (rows in *rows) */
+static double s_room_hour_ms(PGconn *conn, long long *rows)
+{
+    char from[32];
+    snprintf(from, sizeof from, "%lld", (long long)time(NULL) / 86400 * 86400);
+    const char *params[] = {from};
+    double best = -1;
+    for (int i = 0; i < 5; i++) {
+        int64_t t0 = sr_clock_mono_us();
+        PGresult *res = PQexecParams(
+            conn,
+            "SELECT count(*), max(gmv_fen) FROM metrics.room_samples WHERE platform = 1 AND "
+            "room_id = 'bench-room-00042' AND ts >= to_timestamp($1::bigint) AND "
+            "ts < to_timestamp($1::bigint) + interval '1 hour'",
+            1, NULL, params, NULL, NULL, 0);
+        double ms = (double)(sr_clock_mono_us() - t0) / 1e3;
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "bench_ingest: query: %s", PQerrorMessage(conn));
+            PQclear(res);
+            return -1;
+        }
+        *rows = atoll(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        best = best < 0 || ms < best ? ms : best;
+    }
+    return best;
+}
+
+/* s_indexes - what the index choice costs: the reference COPY and a one-room query with the
+ * BRIN on ts only (as shipped), then again with a B-tree on (platform, room_id, ts) */
+static int s_indexes(PGconn *conn, const bench_opts_t *o, bench_data_t *d, double brin_copy)
+{
+    long long rows = 0;
+    double brin_ms = s_room_hour_ms(conn, &rows);
+    if (brin_ms < 0)
+        return -1;
+    printf("bench_ingest: index=brin(ts) copy_rows_per_s=%.0f room_hour_query_ms=%.2f rows=%lld\n",
+           (double)o->rows / brin_copy, brin_ms, rows);
+    if (s_exec(conn, "CREATE INDEX bench_room_ts ON metrics.room_samples (platform, room_id, ts)") <
+            0 ||
+        s_prepare(conn) < 0)
+        return -1;
+    double secs = s_copy(conn, o, d, "copy+btree");
+    double btree_ms = secs > 0 ? s_room_hour_ms(conn, &rows) : -1;
+    int rc = s_exec(conn, "DROP INDEX metrics.bench_room_ts");
+    if (secs <= 0 || btree_ms < 0 || rc < 0)
+        return -1;
+    printf("bench_ingest: index=brin(ts)+btree(platform,room_id,ts) copy_rows_per_s=%.0f "
+           "room_hour_query_ms=%.2f rows=%lld\n",
+           (double)o->rows / secs, btree_ms, rows);
+    return 0;
+}
+
 /* s_peak_rss_mb - VmHWM of a process in MiB, -1 when unreadable */
 static double s_peak_rss_mb(long pid)
 {
@@ -363,7 +418,8 @@ int main(int argc, char **argv)
         double irate = (double)o.rows / ingest, crate = (double)o.rows / copy;
         printf("ingest_rows_per_s=%.0f copy_rows_per_s=%.0f ratio=%.2f ingestd_peak_rss_mb=%.1f\n",
                irate, crate, irate / crate, rss);
-        rc = 0;
+        fflush(stdout);
+        rc = s_indexes(conn, &o, &d, copy) == 0 ? 0 : 1;
     } else {
         fprintf(stderr, "bench_ingest: FAILED (see above)\n");
     }

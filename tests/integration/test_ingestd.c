@@ -3,8 +3,8 @@
  * garbage, oversize and multi-frame messages are counted and answered while the daemon keeps
  * serving; PostgreSQL stopped mid-stream -> a bounded queue, BUSY beyond it, every row once
  * after the restart; the per-minute rollup; SIGKILL mid-stream and a restart leave every row
- * exactly once; metric.room reaches a bus subscriber; sr-collect sends a file and reports its
- * counts. */
+ * exactly once; the spool of an instance that is gone is adopted by a new one; metric.room
+ * reaches a bus subscriber; sr-collect sends a file and reports its counts. */
 #include "collector.pb-c.h"
 #include "metrics.pb-c.h"
 #include "sr_alloc.h"
@@ -41,10 +41,12 @@ typedef struct {
 
 static fixture_t s_fx;
 
-/* s_start_ingestd - with a spool of spool_max bytes under the test's temp folder */
-static void s_start_ingestd(const char *spool_max)
+/* s_start_as - with a spool of spool_max bytes under the test's temp folder, as instance (NULL:
+ * the default name) */
+static void s_start_as(const char *spool_max, const char *instance)
 {
-    char *env[] = {sr_asprintf("SR_INGEST_SPOOL_DIR=%s/spool", sr_test_env("SR_TEST_TMP")),
+    char *env[] = {sr_asprintf("SR_INSTANCE=%s", instance ? instance : ""),
+                   sr_asprintf("SR_INGEST_SPOOL_DIR=%s/spool", sr_test_env("SR_TEST_TMP")),
                    sr_asprintf("SR_INGEST_SPOOL_MAX=%s", spool_max),
                    sr_asprintf("SR_INGEST_PUSH_BIND=127.0.0.1:%u", s_fx.push),
                    sr_strdup("SR_INGEST_PUSH_SECRET=push-secret"),
@@ -61,6 +63,11 @@ static void s_start_ingestd(const char *spool_max)
                    NULL};
     s_fx.ingestd = sr_test_start_daemon("sr-ingestd", env, s_fx.log, s_fx.admin, 15000);
     sr_test_free_env(env);
+}
+
+static void s_start_ingestd(const char *spool_max)
+{
+    s_start_as(spool_max, NULL);
 }
 
 static int s_group_setup(void **state)
@@ -604,6 +611,34 @@ static void test_db_down_spool(void **state)
     assert_int_equal(sr_test_admin_metric(s_fx.admin, "sr_ingest_queue_rows"), 0);
 }
 
+/* a container recreated under a new hostname: the spool of the instance that is gone is
+ * adopted by the new one and replayed, every row once */
+static void test_spool_adopted(void **state)
+{
+    (void)state;
+    sr_test_stop(s_fx.ingestd, SIGTERM, 15000);
+    s_start_as("1M", "ingestd-old-container");
+    s_pg("stop");
+    s_learn_db_down();
+    const int batches = 70, per = 50;
+    sr_collector_t *c = s_send_down("it-adopt", "adopt", batches, per);
+    for (int i = 0; i < 100 && sr_collector_pending(c) > 3000 / per; i++)
+        assert_true(sr_collector_poll(c, 100) >= 0);
+    assert_true(sr_collector_stats(c)->spooled > 0);
+    sr_test_stop(s_fx.ingestd, SIGKILL, 5000);
+    s_pg("start");
+    s_start_as("1M", "ingestd-new-container");
+    assert_int_equal(sr_collector_wait(c, 30000), 0);
+    sr_collector_destroy(&c);
+    s_assert_once("adopt-%", batches * per);
+    char *log = sr_test_read_file(s_fx.log, NULL);
+    assert_non_null(strstr(log, "event=ingest_spool_adopted"));
+    assert_non_null(strstr(log, "ingestd-ingestd-old-container.spool"));
+    free(log);
+    sr_test_stop(s_fx.ingestd, SIGTERM, 15000);
+    s_start_ingestd("1M");
+}
+
 /* a full spool: the batches neither the queue nor the spool can take are answered BUSY and
  * resent; once PostgreSQL is back, queue and spool are written in order and nothing twice */
 static void test_spool_full(void **state)
@@ -727,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_douyin_push),
         cmocka_unit_test_teardown(test_db_down_spool, s_restore),
         cmocka_unit_test_teardown(test_spool_full, s_restore),
+        cmocka_unit_test_teardown(test_spool_adopted, s_restore),
         cmocka_unit_test(test_sigkill_restart),
         cmocka_unit_test(test_sr_collect),
     };

@@ -3,7 +3,8 @@
  * metrics.room_samples with the values the simulator serves (its clock pinned), metric.room
  * reaches the bus, /metrics counts the polls, and the token never reaches the log; a listed room
  * the platform does not know is counted as a platform error while the other rooms still arrive;
- * orders stored from a collector batch are published as order.<status>; bad polling settings
+ * orders stored from a collector batch are published as order.<status>; two instances split the
+ * rooms and one takes them all when the other dies; bad polling settings
  * exit 2 naming the variable. Needs the SR_TEST_* environment (tests/run.sh). */
 #include "collector.pb-c.h"
 #include "metrics.pb-c.h"
@@ -481,6 +482,75 @@ static void test_order_events(void **state)
     s_stop_ingestd();
 }
 
+/* s_start_named - one more ingestd discovering the simulator's rooms, as instance name on its
+ * own admin port and collector endpoint */
+static pid_t s_start_named(const char *name, uint16_t admin, const char *log)
+{
+    char *bin = sr_test_bin_path("sr-ingestd");
+    char *argv[] = {bin, NULL};
+    char **env = s_ingestd_env("discover", NULL);
+    size_t n = 0;
+    while (env[n])
+        n++;
+    env[n++] = sr_asprintf("SR_INSTANCE=%s", name);
+    env[n++] = sr_asprintf("SR_ADMIN_PORT=%u", admin);
+    env[n++] = sr_asprintf("SR_INGEST_COLLECTOR_BIND=tcp://127.0.0.1:%u", sr_test_free_port());
+    pid_t pid = sr_test_spawn(argv, env, log);
+    s_wait_healthy(admin);
+    sr_test_free_env(env);
+    free(env);
+    free(bin);
+    return pid;
+}
+
+/* s_wait_share - until the instance at admin counts `instances` and polls `rooms`, or 20 s */
+static void s_wait_share(uint16_t admin, long long instances, long long rooms)
+{
+    long long have_i = -1, have_r = -1;
+    for (int tries = 0; tries < 200 && (have_i != instances || have_r != rooms); tries++) {
+        sr_test_sleep_ms(100);
+        have_i = sr_test_admin_metric(admin, "sr_ingest_poll_instances");
+        have_r = sr_test_admin_metric(admin, "sr_ingest_poll_rooms");
+    }
+    if (have_i != instances || have_r != rooms)
+        fail_msg("port %u: instances=%lld rooms=%lld, want %lld and %lld", admin, have_i, have_r,
+                 instances, rooms);
+}
+
+/* two instances split the rooms between them, each room to exactly one; when one is killed the
+ * other takes every room within the liveness window, and a clean stop leaves metrics.pollers */
+static void test_instances_share_rooms(void **state)
+{
+    (void)state;
+    s_fresh();
+    uint16_t admin_a = sr_test_free_port(), admin_b = sr_test_free_port();
+    char *log_b = sr_asprintf("%s.b", s_fx.log);
+    pid_t a = s_start_named("poll-a", admin_a, s_fx.log);
+    s_wait_share(admin_a, 1, ROOMS);
+    pid_t b = s_start_named("poll-b", admin_b, log_b);
+    long long rooms_a = -1, rooms_b = -1;
+    for (int tries = 0; tries < 200 && rooms_a + rooms_b != ROOMS; tries++) {
+        sr_test_sleep_ms(100);
+        if (sr_test_admin_metric(admin_a, "sr_ingest_poll_instances") == 2 &&
+            sr_test_admin_metric(admin_b, "sr_ingest_poll_instances") == 2) {
+            rooms_a = sr_test_admin_metric(admin_a, "sr_ingest_poll_rooms");
+            rooms_b = sr_test_admin_metric(admin_b, "sr_ingest_poll_rooms");
+        }
+    }
+    print_message("share: poll-a=%lld poll-b=%lld rooms\n", rooms_a, rooms_b);
+    assert_int_equal(rooms_a + rooms_b, ROOMS); /* complementary shares: no room twice or never */
+    assert_int_equal(sr_test_db_number(s_fx.db, "SELECT count(*) FROM metrics.pollers"), 2);
+
+    sr_test_stop(b, SIGKILL, 5000);
+    s_wait_share(admin_a, 1, ROOMS);
+    assert_int_equal(sr_test_db_number(s_fx.db, "SELECT count(*) FROM metrics.pollers"), 1);
+
+    int status = sr_test_stop(a, SIGTERM, 15000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(sr_test_db_number(s_fx.db, "SELECT count(*) FROM metrics.pollers"), 0);
+    free(log_b);
+}
+
 /* bad polling settings stop start-up with exit 2 and a message naming the variable */
 static void test_bad_config(void **state)
 {
@@ -521,9 +591,8 @@ static void test_bad_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_discover_all_rooms),
-        cmocka_unit_test(test_unknown_room),
-        cmocka_unit_test(test_order_events),
+        cmocka_unit_test(test_discover_all_rooms), cmocka_unit_test(test_unknown_room),
+        cmocka_unit_test(test_order_events),       cmocka_unit_test(test_instances_share_rooms),
         cmocka_unit_test(test_bad_config),
     };
     return cmocka_run_group_tests(tests, s_group_setup, s_group_teardown);

@@ -367,6 +367,16 @@ void sr_test_db_exec(sr_db_t *db, const char *sql)
         fail_msg("%s: %s", sql, sr_db_error(db));
 }
 
+long long sr_test_db_number(sr_db_t *db, const char *sql)
+{
+    PGresult *r = sr_db_query(db, sql, 0, NULL);
+    if (!r || PQntuples(r) != 1)
+        fail_msg("%s: %s", sql, r ? "not one row" : sr_db_error(db));
+    long long n = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}
+
 void sr_test_db_reset_schema(sr_db_t *db, const char *schema)
 {
     char *sql = sr_asprintf("DROP SCHEMA IF EXISTS %s CASCADE;"

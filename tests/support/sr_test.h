@@ -99,6 +99,9 @@ long long sr_test_metric(sr_metrics_t *metrics, const char *series);
 sr_db_t *sr_test_db(const char *app_name);
 /* sr_test_db_exec - run SQL that returns no rows; fails the test with PostgreSQL's message */
 void sr_test_db_exec(sr_db_t *db, const char *sql);
+/* sr_test_db_number - the first column of the one row SQL returns, as a number; fails the test
+ * on an error or another number of rows */
+long long sr_test_db_number(sr_db_t *db, const char *sql);
 /* sr_test_db_reset_schema - drop a test's schema and forget its migrations, so reruns start
  * clean */
 void sr_test_db_reset_schema(sr_db_t *db, const char *schema);

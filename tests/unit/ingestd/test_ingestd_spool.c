@@ -1,5 +1,6 @@
 /* test_ingestd_spool - the spool file: records come back in order after a reopen, a torn or
- * corrupt tail is kept aside and cut off, the size limit answers ENOSPC, reset empties it. */
+ * corrupt tail is kept aside and cut off, the size limit answers ENOSPC, reset empties it, an
+ * open spool cannot be opened twice, and the spools of instances that are gone are adopted. */
 #include "ingestd.h"
 
 #include "sr_test.h"
@@ -167,6 +168,69 @@ static void test_full(void **state)
     ingestd_spool_close(&sp);
 }
 
+/* a second open of a spool that is open (another ingestd with the same SR_INSTANCE) fails */
+static void test_locked(void **state)
+{
+    (void)state;
+    ingestd_spool_t *sp = s_open(1 << 20);
+    char err[256] = "";
+    ingestd_spool_t *again =
+        ingestd_spool_open(s_dir, "unit:1", 1 << 20, INGESTD_SPOOL_SYNC_NEVER, err, sizeof err);
+    assert_null(again);
+    assert_non_null(strstr(err, "in use by another running ingestd"));
+    ingestd_spool_close(&sp);
+    sp = s_open(1 << 20); /* closed: free again */
+    ingestd_spool_close(&sp);
+}
+
+static ingestd_spool_t *s_open_as(const char *instance, uint64_t max)
+{
+    char err[256] = "";
+    ingestd_spool_t *sp =
+        ingestd_spool_open(s_dir, instance, max, INGESTD_SPOOL_SYNC_NEVER, err, sizeof err);
+    if (!sp)
+        fail_msg("open %s: %s", instance, err);
+    return sp;
+}
+
+/* the spool of an instance that is gone is moved behind ours and removed; one that is open
+ * (its instance runs) and one too big for our room are left alone */
+static void test_adopt(void **state)
+{
+    (void)state;
+    ingestd_spool_t *gone = s_open_as("gone-host", 1 << 20);
+    for (int i = 0; i < 5; i++)
+        s_put(gone, i);
+    char gone_path[400];
+    snprintf(gone_path, sizeof gone_path, "%s", ingestd_spool_path(gone));
+    ingestd_spool_close(&gone);
+    ingestd_spool_t *live = s_open_as("live-host", 1 << 20);
+    s_put(live, 200);
+    ingestd_spool_t *big = s_open_as("big-host", 1 << 20);
+    for (int i = 0; i < 40; i++)
+        s_put(big, 300 + i);
+    char big_path[400];
+    snprintf(big_path, sizeof big_path, "%s", ingestd_spool_path(big));
+    ingestd_spool_close(&big);
+
+    ingestd_spool_t *sp = s_open(400);
+    assert_int_equal(ingestd_spool_reset(sp), 0);
+    s_put(sp, 100);
+    assert_int_equal(ingestd_spool_adopt(sp, s_dir), 5);
+    const uint8_t *data;
+    assert_int_equal(ingestd_spool_next(sp, &data), 10);
+    assert_memory_equal(data, "record-100", 10);
+    s_expect(sp, 0, 5);
+    struct stat st;
+    assert_int_equal(stat(gone_path, &st), -1);
+    assert_int_equal(stat(ingestd_spool_path(live), &st), 0);
+    assert_int_equal(stat(big_path, &st), 0); /* 40 records do not fit in 400 bytes */
+    assert_int_equal(ingestd_spool_adopt(sp, s_dir), 0);
+    ingestd_spool_close(&sp);
+    ingestd_spool_close(&live);
+    unlink(big_path);
+}
+
 static void test_unusable_dir(void **state)
 {
     (void)state;
@@ -184,6 +248,8 @@ int main(void)
         cmocka_unit_test(test_order_and_reopen),
         cmocka_unit_test(test_torn_and_corrupt_tail),
         cmocka_unit_test(test_full),
+        cmocka_unit_test(test_locked),
+        cmocka_unit_test(test_adopt),
         cmocka_unit_test(test_unusable_dir),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
