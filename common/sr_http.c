@@ -52,9 +52,7 @@ typedef struct {
     size_t len, cap;
 } body_t;
 
-/* s_sockaddr - addr:port as an IPv4 or IPv6 socket address; 0 ok, -1 when it is
- * neither */
-static int s_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss, unsigned *flags)
+int sr_http_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss, unsigned *flags)
 {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
@@ -77,7 +75,25 @@ int sr_http_addr_ok(const char *addr)
 {
     struct sockaddr_storage ss;
     unsigned flags = 0;
-    return addr && s_sockaddr(addr, 0, &ss, &flags) == 0;
+    return addr && sr_http_sockaddr(addr, 0, &ss, &flags) == 0;
+}
+
+int sr_http_split_bind(const char *bind, char *addr, size_t addrlen, uint16_t *port)
+{
+    const char *colon = strrchr(bind, ':');
+    if (!colon || colon == bind)
+        return -1;
+    const char *start = bind, *end = colon;
+    if (*start == '[' && end[-1] == ']')
+        start++, end--;
+    char *rest;
+    long p = strtol(colon + 1, &rest, 10);
+    if (!colon[1] || *rest || p < 0 || p > 65535 || (size_t)(end - start) >= addrlen)
+        return -1;
+    memcpy(addr, start, (size_t)(end - start));
+    addr[end - start] = '\0';
+    *port = (uint16_t)p;
+    return sr_http_addr_ok(addr) ? 0 : -1;
 }
 
 sr_http_reply_t sr_http_error(unsigned status, const char *code, const char *message)
@@ -268,7 +284,7 @@ sr_http_server_t *sr_http_server_new(const char *addr, uint16_t port, const sr_h
         addr = "127.0.0.1";
     struct sockaddr_storage ss;
     unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    if (s_sockaddr(addr, port, &ss, &flags) < 0) {
+    if (sr_http_sockaddr(addr, port, &ss, &flags) < 0) {
         snprintf(err, errlen, "not an IPv4 or IPv6 address");
         return NULL;
     }

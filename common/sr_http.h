@@ -71,5 +71,12 @@ sr_http_reply_t sr_http_error(unsigned status, const char *code, const char *mes
 /* sr_http_addr_ok - 1 when addr is an IPv4 or IPv6 literal sr_http_server_new()
  * can bind */
 int sr_http_addr_ok(const char *addr);
+/* sr_http_split_bind - "addr:port" ("[v6addr]:port" for IPv6) into its parts; 0 ok, -1 when
+ * it is not that or addr is not an IP literal */
+int sr_http_split_bind(const char *bind, char *addr, size_t addrlen, uint16_t *port);
+struct sockaddr_storage;
+/* sr_http_sockaddr - addr:port as an IPv4 or IPv6 socket address, adding MHD_USE_IPv6 to
+ * *flags for IPv6; 0 ok, -1 when addr is neither */
+int sr_http_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss, unsigned *flags);
 
 #endif

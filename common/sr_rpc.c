@@ -11,6 +11,7 @@
 #include "sr_bus.h"
 #include "sr_clock.h"
 #include "sr_log.h"
+#include "sr_pbjson.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -274,12 +275,87 @@ static void s_run(sr_rpc_server_t *self, const sr_rpc_method_t *m, const Sr__Req
                                          "%s failed", m->method);
         return;
     }
+    reply->audit = call.audit;
     if (!out)
         return;
     if (out->descriptor != m->reply)
         sr_panic("rpc_handler_bad_reply", "method=%s reply=%s want=%s", m->method,
                  out->descriptor->name, m->reply->name);
     s_pack(self->arena, out, &reply->body);
+}
+
+void sr_rpc_audit(sr_rpc_call_t *call, const char *entity, const char *entity_id,
+                  const char *region, const ProtobufCMessage *before, const ProtobufCMessage *after)
+{
+    Sr__Audit *a = sr_arena_alloc(call->arena, sizeof *a);
+    sr__audit__init(a);
+    a->entity = sr_arena_strdup(call->arena, entity ? entity : "");
+    a->entity_id = sr_arena_strdup(call->arena, entity_id ? entity_id : "");
+    a->region = sr_arena_strdup(call->arena, region ? region : "");
+    const ProtobufCMessage *msgs[2] = {before, after};
+    char **texts[2] = {&a->before, &a->after};
+    for (int i = 0; i < 2; i++) {
+        char *json = msgs[i] ? sr_pbjson_encode_text(msgs[i]) : NULL;
+        *texts[i] = sr_arena_strdup(call->arena, json ? json : "");
+        free(json);
+    }
+    call->audit = a;
+}
+
+Sr__Status sr_rpc_dispatch(const sr_rpc_method_t *table, size_t count,
+                           sr_rpc_authorize_fn *authorize, void *state, const char *method,
+                           const Sr__Principal *principal, const char *trace_id,
+                           const ProtobufCMessage *request, sr_arena_t *arena,
+                           ProtobufCMessage **reply, Sr__Error **error, Sr__Audit **audit)
+{
+    *reply = NULL;
+    *error = NULL;
+    *audit = NULL;
+    const sr_rpc_method_t *m = NULL;
+    for (size_t i = 0; i < count && !m; i++)
+        if (strcmp(table[i].method, method) == 0)
+            m = &table[i];
+    if (!m) {
+        *error =
+            s_error_new(arena, "unknown_method", "unknown method %.*s", METHOD_ECHO_MAX, method);
+        return SR__STATUS__STATUS_UNKNOWN_METHOD;
+    }
+    if (!principal)
+        principal = &s_no_principal;
+    if (m->permission && !(authorize && authorize(principal, m->permission, state) == 1)) {
+        *error =
+            s_error_new(arena, "forbidden", "%s needs permission %s", m->method, m->permission);
+        return SR__STATUS__STATUS_FORBIDDEN;
+    }
+    if (request && request->descriptor != m->request)
+        sr_panic("rpc_dispatch_bad_request", "method=%s request=%s want=%s", m->method,
+                 request->descriptor->name, m->request->name);
+    sr_rpc_call_t call = {
+        .method = m->method,
+        .principal = principal,
+        .trace_id = trace_id ? trace_id : "",
+        .arena = arena,
+        .state = state,
+    };
+    Sr__Status status = m->handler(&call, request, reply);
+    if (!s_status_valid((int)status)) {
+        sr_error("rpc_handler_bad_status", "method=%s status=%d", m->method, (int)status);
+        call.error = s_error_new(arena, "internal", "%s answered an unknown status", m->method);
+        status = SR__STATUS__STATUS_INTERNAL;
+    }
+    if (status != SR__STATUS__STATUS_OK) {
+        char label[32];
+        *reply = NULL;
+        *error = call.error ? call.error
+                            : s_error_new(arena, s_status_label(status, label, sizeof label),
+                                          "%s failed", m->method);
+        return status;
+    }
+    if (*reply && (*reply)->descriptor != m->reply)
+        sr_panic("rpc_handler_bad_reply", "method=%s reply=%s want=%s", m->method,
+                 (*reply)->descriptor->name, m->reply->name);
+    *audit = call.audit;
+    return status;
 }
 
 /* s_dispatch - decode, check and run one request into reply; 1 when it is dropped unanswered.
@@ -491,6 +567,21 @@ static int s_send_request(sr_rpc_client_t *self, const uint8_t *buf, size_t len,
 }
 
 /* s_take_reply - the caller's results from our reply: body decoded or error copied, in arena */
+/* s_copy_audit - the reply's audit record, copied into arena */
+static Sr__Audit *s_copy_audit(const Sr__Audit *from, sr_arena_t *arena)
+{
+    if (!from)
+        return NULL;
+    Sr__Audit *a = sr_arena_alloc(arena, sizeof *a);
+    sr__audit__init(a);
+    a->entity = sr_arena_strdup(arena, from->entity);
+    a->entity_id = sr_arena_strdup(arena, from->entity_id);
+    a->region = sr_arena_strdup(arena, from->region);
+    a->before = sr_arena_strdup(arena, from->before);
+    a->after = sr_arena_strdup(arena, from->after);
+    return a;
+}
+
 static Sr__Status s_take_reply(const Sr__Reply *r, const char *method,
                                const ProtobufCMessageDescriptor *reply_type, sr_arena_t *arena,
                                ProtobufCMessage **reply, Sr__Error **error)
@@ -522,7 +613,7 @@ static Sr__Status s_take_reply(const Sr__Reply *r, const char *method,
 static Sr__Status s_await(sr_rpc_client_t *self, uint64_t id, const char *method,
                           const ProtobufCMessageDescriptor *reply_type, int64_t deadline_us,
                           int timeout_ms, sr_arena_t *arena, ProtobufCMessage **reply,
-                          Sr__Error **error)
+                          Sr__Error **error, Sr__Audit **audit)
 {
     for (;;) {
         int rc = s_wait(self, ZMQ_POLLIN, deadline_us);
@@ -562,6 +653,8 @@ static Sr__Status s_await(sr_rpc_client_t *self, uint64_t id, const char *method
             continue;
         }
         Sr__Status status = s_take_reply(r, method, reply_type, arena, reply, error);
+        if (audit && status == SR__STATUS__STATUS_OK)
+            *audit = s_copy_audit(r->audit, arena);
         sr__reply__free_unpacked(r, NULL);
         return status;
     }
@@ -574,8 +667,21 @@ Sr__Status sr_rpc_call(sr_rpc_client_t *self, const char *method, const Sr__Prin
                        const ProtobufCMessageDescriptor *reply_type, int timeout_ms,
                        sr_arena_t *arena, ProtobufCMessage **reply, Sr__Error **error)
 {
+    return sr_rpc_call_audited(self, method, principal, trace_id, request, reply_type, timeout_ms,
+                               arena, reply, error, NULL);
+}
+
+Sr__Status sr_rpc_call_audited(sr_rpc_client_t *self, const char *method,
+                               const Sr__Principal *principal, const char *trace_id,
+                               const ProtobufCMessage *request,
+                               const ProtobufCMessageDescriptor *reply_type, int timeout_ms,
+                               sr_arena_t *arena, ProtobufCMessage **reply, Sr__Error **error,
+                               Sr__Audit **audit)
+{
     *reply = NULL;
     *error = NULL;
+    if (audit)
+        *audit = NULL;
     Sr__Request req = SR__REQUEST__INIT;
     /* the server's deadline is taken first, so it has passed by the time the caller gives up */
     req.deadline_us = sr_clock_now_us() + (int64_t)timeout_ms * 1000;
@@ -613,5 +719,6 @@ Sr__Status sr_rpc_call(sr_rpc_client_t *self, const char *method, const Sr__Prin
     if (sent == 0)
         return s_client_fail(arena, error, SR__STATUS__STATUS_DEADLINE, "deadline",
                              "no reply from %s within %d ms", self->endpoint, timeout_ms);
-    return s_await(self, req.id, method, reply_type, deadline_us, timeout_ms, arena, reply, error);
+    return s_await(self, req.id, method, reply_type, deadline_us, timeout_ms, arena, reply, error,
+                   audit);
 }

@@ -31,6 +31,7 @@ typedef struct {
     sr_arena_t *arena; /* for the reply and everything it points to */
     void *state;       /* the server's state pointer */
     Sr__Error *error;  /* set by sr_rpc_fail() */
+    Sr__Audit *audit;  /* set by sr_rpc_audit() on a successful mutation */
 } sr_rpc_call_t;
 
 /* a handler returns SR__STATUS__STATUS_OK with *reply set, or the sr_rpc_fail() result */
@@ -65,6 +66,22 @@ void *sr_rpc_server_socket(sr_rpc_server_t *self);
 /* sr_rpc_server_handle - answer every request waiting on the socket; for sr_loop */
 void sr_rpc_server_handle(void *self);
 
+/* sr_rpc_audit - record what a mutation changed, for the caller's audit log: the entity, its id
+ * and region, and the record before and after as JSON (NULL for a creation or a deletion) */
+void sr_rpc_audit(sr_rpc_call_t *call, const char *entity, const char *entity_id,
+                  const char *region, const ProtobufCMessage *before,
+                  const ProtobufCMessage *after);
+
+/* sr_rpc_dispatch - run a method of table in this process, as a server would for a request from
+ * a peer (permission check, handler, error), without packing anything: for a service that
+ * answers some of its own routes itself (the gateway's access.* methods). Results as in
+ * sr_rpc_call, in arena; *audit set when the handler recorded one. */
+Sr__Status sr_rpc_dispatch(const sr_rpc_method_t *table, size_t count,
+                           sr_rpc_authorize_fn *authorize, void *state, const char *method,
+                           const Sr__Principal *principal, const char *trace_id,
+                           const ProtobufCMessage *request, sr_arena_t *arena,
+                           ProtobufCMessage **reply, Sr__Error **error, Sr__Audit **audit);
+
 /* sr_rpc_fail - fill call->error and return status; field may be NULL */
 Sr__Status sr_rpc_fail(sr_rpc_call_t *call, Sr__Status status, const char *code, const char *field,
                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -78,5 +95,13 @@ Sr__Status sr_rpc_call(sr_rpc_client_t *self, const char *method, const Sr__Prin
                        const char *trace_id, const ProtobufCMessage *request,
                        const ProtobufCMessageDescriptor *reply_type, int timeout_ms,
                        sr_arena_t *arena, ProtobufCMessage **reply, Sr__Error **error);
+/* sr_rpc_call_audited - sr_rpc_call that also hands back the reply's audit record (NULL when
+ * the server sent none), in arena */
+Sr__Status sr_rpc_call_audited(sr_rpc_client_t *self, const char *method,
+                               const Sr__Principal *principal, const char *trace_id,
+                               const ProtobufCMessage *request,
+                               const ProtobufCMessageDescriptor *reply_type, int timeout_ms,
+                               sr_arena_t *arena, ProtobufCMessage **reply, Sr__Error **error,
+                               Sr__Audit **audit);
 
 #endif

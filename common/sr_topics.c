@@ -5,7 +5,9 @@
  */
 #include "sr_topics.h"
 
+#include "access.pb-c.h"
 #include "metrics.pb-c.h"
+#include "rooms.pb-c.h"
 
 #include <string.h>
 
@@ -19,6 +21,13 @@ static const sr_topic_t s_topics[] = {
     {"interaction.gift", &sr__interaction_event__descriptor, "a viewer sent a gift"},
     {"interaction.like", &sr__interaction_event__descriptor, "viewers liked, in a bunch"},
     {"interaction.fan_club", &sr__interaction_event__descriptor, "a viewer joined the fan club"},
+    {"region.created", &sr__region__descriptor, "a region was created"},
+    {"region.updated", &sr__region__descriptor, "a region was renamed"},
+    {"region.deleted", &sr__region__descriptor, "a region was deleted"},
+    {"user.created", &sr__user__descriptor, "a user was created"},
+    {"user.updated", &sr__user__descriptor, "a user's roles, regions or state changed"},
+    {"room.registered", &sr__room__descriptor,
+     "a room was registered, renamed or moved to a region"},
 };
 
 #define TOPIC_COUNT (sizeof s_topics / sizeof s_topics[0])

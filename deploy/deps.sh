@@ -16,7 +16,7 @@ BUILD_PACKAGES=(
 )
 RUN_PACKAGES=(
   libcmocka-dev clang-format postgresql-15 postgresql-client-15 curl wrk docker-compose
-  procps iproute2 python3 python3-yaml
+  procps iproute2 python3 python3-yaml nodejs openssl
 )
 if [ "${2:-all}" = build ]; then
   PACKAGES=("${BUILD_PACKAGES[@]}")
@@ -34,13 +34,16 @@ missing() {
 case "${1:-check}" in
   check)
     m=$(missing)
+    [ "${2:-all}" = build ] || command -v npm >/dev/null || m="$m npm"
     [ -z "$m" ] && exit 0
     echo "missing Debian packages:" $m >&2
     exit 1
     ;;
   install)
     m=$(missing)
-    if [ -z "$m" ]; then echo "deps: all ${#PACKAGES[@]} packages installed"; exit 0; fi
+    if [ -z "$m" ] && { [ "${2:-all}" = build ] || command -v npm >/dev/null; }; then
+      echo "deps: all ${#PACKAGES[@]} packages installed"; exit 0
+    fi
     cmd="apt-get install -y --no-install-recommends $(echo $m)"
     if [ "$(id -u)" -ne 0 ]; then
       echo "deps: run as root:  apt-get update && $cmd" >&2
@@ -53,6 +56,8 @@ case "${1:-check}" in
     mkdir -p /etc/postgresql-common/createcluster.d
     echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/showrunner.conf
     $cmd
+    # Debian's nodejs comes without npm (NodeSource's brings its own): the OpenAPI linter needs it
+    command -v npm >/dev/null || apt-get install -y --no-install-recommends npm
     ;;
   *)
     echo "usage: deploy/deps.sh check|install [build]" >&2

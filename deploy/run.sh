@@ -87,6 +87,9 @@ start() {
   export SR_INGEST_COLLECTOR_BIND=${SR_INGEST_COLLECTOR_BIND:-tcp://127.0.0.1:$((7620 + offset))}
   export SR_INGEST_PUSH_BIND=${SR_INGEST_PUSH_BIND:-127.0.0.1:$((7630 + offset))}
   export SR_INGEST_SPOOL_DIR=${SR_INGEST_SPOOL_DIR:-$var/spool}
+  export SR_INGEST_RPC_BIND=${SR_INGEST_RPC_BIND:-tcp://127.0.0.1:$((7640 + offset))}
+  export SR_GATEWAY_METRICS_RPC=${SR_GATEWAY_METRICS_RPC:-tcp://127.0.0.1:$((7640 + offset))}
+  export SR_GATEWAY_BIND=${SR_GATEWAY_BIND:-127.0.0.1:$((7680 + offset))}
   if [ -x "$bin/sr-simd" ]; then # ingestd polls every room the simulator plays
     export SR_INGEST_PLATFORM_URL=${SR_INGEST_PLATFORM_URL:-http://127.0.0.1:$SR_SIMD_PORT}
     export SR_INGEST_POLL_ROOMS=${SR_INGEST_POLL_ROOMS:-discover}
@@ -168,6 +171,10 @@ status() {
   if [ -x "$bin/sr-ingestd" ]; then
     echo "collectors  sr-collect --endpoints tcp://127.0.0.1:$((7620 + offset)) (proto/collector.proto)"
     echo "pushes      POST http://127.0.0.1:$((7630 + offset))/douyin/push (Douyin live interactions)"
+  fi
+  if [ -x "$bin/sr-gatewayd" ]; then
+    echo "api         http://127.0.0.1:$((7680 + offset))/api/v1"
+    echo "first admin SR_DB_URL=${SR_DB_URL:-$("$root/deploy/pg.sh" url "$pg_port")} $bin/sr-gatewayd bootstrap-admin NAME  (password on stdin)"
   fi
   echo "bus         publishers -> tcp://127.0.0.1:$((7601 + offset))   subscribers -> tcp://127.0.0.1:$((7602 + offset))"
   if [ -x "$bin/sr-simd" ]; then

@@ -23,7 +23,7 @@
  * (the spool file), ingestd_check.c (batch validation), ingestd_publish.c (metric.room rate
  * limit), ingestd_upkeep.c (partitions, rollup), ingestd_push.c (Douyin interaction pushes),
  * ingestd_sources.c (the platform poller and room discovery), ingestd_shard.c (instances
- * sharing the polled rooms), ingestd_poll.c /
+ * sharing the polled rooms), ingestd_rooms.c (the room registry over RPC), ingestd_poll.c /
  * ingestd_platform*.c (libcurl poller, JSON connectors), migrations/001_tables.sql.
  */
 #ifndef INGESTD_H
@@ -66,6 +66,7 @@ typedef struct {
     char *spool_fsync;          /* SR_INGEST_SPOOL_FSYNC: always, second, never */
     char *push_bind;            /* SR_INGEST_PUSH_BIND: "addr:port", "" = no push endpoint */
     char *push_secret;          /* SR_INGEST_PUSH_SECRET: checks x-signature; never logged */
+    char *rpc_bind;             /* SR_INGEST_RPC_BIND: the metrics.room.* methods, "" = none */
 } ingestd_config_t;
 
 extern const sr_config_entry_t ingestd_config[];
@@ -209,6 +210,14 @@ int ingestd_push_check_bind(const char *bind);
 /* ingestd_push_stop - answer further pushes 503 (draining); NULL is a no-op */
 void ingestd_push_stop(ingestd_push_t *self);
 void ingestd_push_destroy(ingestd_push_t **self_p);
+
+/* --- ingestd_rooms: the room registry and per-minute numbers over RPC ---------------------- */
+
+typedef struct ingestd_rooms_t ingestd_rooms_t;
+
+/* ingestd_rooms_new - serve metrics.room.* on SR_INGEST_RPC_BIND; NULL (logged) on failure */
+ingestd_rooms_t *ingestd_rooms_new(sr_service_t *svc);
+void ingestd_rooms_destroy(ingestd_rooms_t **self_p);
 
 /* --- ingestd_upkeep: partitions and the per-minute rollup (cron) ---------------------------- */
 

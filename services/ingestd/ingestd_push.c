@@ -288,30 +288,11 @@ static const sr_http_route_t s_routes[] = {
     {PUSH_PATH, s_on_push, "POST", PUSH_BODY_MAX},
 };
 
-/* s_split_bind - "addr:port" (IPv6 as "[addr]:port") into its parts; 0 ok */
-static int s_split_bind(const char *bind, char *addr, size_t addrlen, uint16_t *port)
-{
-    const char *colon = strrchr(bind, ':');
-    if (!colon || colon == bind)
-        return -1;
-    const char *start = bind, *end = colon;
-    if (*start == '[' && end[-1] == ']')
-        start++, end--;
-    char *rest;
-    long p = strtol(colon + 1, &rest, 10);
-    if (*rest || p < 0 || p > 65535 || (size_t)(end - start) >= addrlen)
-        return -1;
-    memcpy(addr, start, (size_t)(end - start));
-    addr[end - start] = '\0';
-    *port = (uint16_t)p;
-    return sr_http_addr_ok(addr) ? 0 : -1;
-}
-
 int ingestd_push_check_bind(const char *bind)
 {
     char addr[64];
     uint16_t port;
-    return !bind[0] || s_split_bind(bind, addr, sizeof addr, &port) == 0 ? 0 : -1;
+    return !bind[0] || sr_http_split_bind(bind, addr, sizeof addr, &port) == 0 ? 0 : -1;
 }
 
 ingestd_push_t *ingestd_push_new(sr_service_t *svc)
@@ -334,7 +315,7 @@ ingestd_push_t *ingestd_push_new(sr_service_t *svc)
         ingestd_push_destroy(&self);
         return NULL;
     }
-    s_split_bind(self->cfg->push_bind, addr, sizeof addr, &port);
+    sr_http_split_bind(self->cfg->push_bind, addr, sizeof addr, &port);
     self->http = sr_http_server_new(addr, port, s_routes, sizeof s_routes / sizeof s_routes[0],
                                     self, err, sizeof err);
     if (!self->http) {

@@ -80,6 +80,8 @@ const sr_config_entry_t ingestd_config[] = {
      "ADDR:PORT of the HTTP endpoint for Douyin live interaction pushes; empty = none"},
     {"SR_INGEST_PUSH_SECRET", SR_CFG_SECRET, "", 0, 0, OFF(push_secret),
      "checks each push's x-signature (see README); empty = unsigned pushes accepted"},
+    {"SR_INGEST_RPC_BIND", SR_CFG_STR, "tcp://127.0.0.1:7640", 0, 0, OFF(rpc_bind),
+     "ROUTER bind of the room registry methods (metrics.room.*, for sr-gatewayd); empty = none"},
     {NULL},
 };
 
@@ -99,6 +101,7 @@ struct ingestd_t {
     ingestd_publish_t *publish;
     ingestd_sources_t *sources;
     ingestd_push_t *push;
+    ingestd_rooms_t *rooms;
     ingestd_entry_t *queue; /* waiting, not in a unit */
     size_t count, cap;
     size_t waiting_rows; /* rows in the queue */
@@ -654,6 +657,8 @@ int ingestd_init(sr_service_t *svc)
         return -1;
     if (self->cfg->push_bind[0] && !(self->push = ingestd_push_new(svc)))
         return -1;
+    if (self->cfg->rpc_bind[0] && !(self->rooms = ingestd_rooms_new(svc)))
+        return -1;
     s_gauges(self);
     s_pump(self, 1);
     return 0;
@@ -720,6 +725,7 @@ void ingestd_fini(sr_service_t *svc)
     if (!self)
         return;
     ingestd_push_destroy(&self->push);
+    ingestd_rooms_destroy(&self->rooms);
     ingestd_sources_destroy(&self->sources);
     if (self->flush_timer > 0)
         sr_loop_cancel_timer(sr_service_loop(svc), self->flush_timer);

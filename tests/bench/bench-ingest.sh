@@ -111,7 +111,7 @@ endpoints="" ingestd_pids="" admins=""
 for i in $(seq 1 "$instances"); do
   collector=tcp://127.0.0.1:$(free_port)
   admin=$(free_port)
-  SR_DB_URL=$db_url SR_BUS_PUB=$bus_front SR_ADMIN_PORT=$admin SR_INGEST_COLLECTOR_BIND=$collector \
+  SR_DB_URL=$db_url SR_BUS_PUB=$bus_front SR_ADMIN_PORT=$admin SR_INGEST_COLLECTOR_BIND=$collector SR_INGEST_RPC_BIND= \
     SR_INGEST_FLUSH_ROWS=$flush_rows SR_INGEST_FLUSH_INTERVAL=$flush_interval SR_INSTANCE=bench$i \
     SR_INGEST_WRITERS=$writers SR_INGEST_SPOOL_DIR=$tmp/spool \
     SR_INGEST_ROLLUP_INTERVAL=1h SR_INGEST_MAX_BATCH=16M SR_LOG_LEVEL=info \

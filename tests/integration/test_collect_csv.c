@@ -52,6 +52,7 @@ static void s_start(void)
                    sr_asprintf("SR_BUS_PUB=%s", s_fx.bus_front),
                    sr_asprintf("SR_ADMIN_PORT=%u", s_fx.admin),
                    sr_asprintf("SR_INGEST_COLLECTOR_BIND=%s", s_fx.collector),
+                   sr_strdup("SR_INGEST_RPC_BIND="),
                    sr_strdup("SR_INGEST_FLUSH_INTERVAL=50ms"),
                    NULL};
     s_fx.ingestd = sr_test_spawn(argv, env, s_fx.log);

@@ -54,6 +54,7 @@ static void s_start_as(const char *spool_max, const char *instance)
                    sr_asprintf("SR_BUS_PUB=%s", s_fx.bus.front_ep),
                    sr_asprintf("SR_ADMIN_PORT=%u", s_fx.admin),
                    sr_asprintf("SR_INGEST_COLLECTOR_BIND=%s", s_fx.collector),
+                   sr_strdup("SR_INGEST_RPC_BIND="),
                    sr_strdup("SR_INGEST_FLUSH_INTERVAL=50ms"),
                    sr_strdup("SR_INGEST_FLUSH_ROWS=1000"),
                    sr_strdup("SR_INGEST_MAX_BATCH=64k"),

@@ -91,12 +91,13 @@ static void s_start_simd(void)
 /* s_ingestd_env - ingestd's environment with the polling settings (rooms may be NULL) */
 static char **s_ingestd_env(const char *rooms, const char *url)
 {
-    char **env = sr_calloc(16, sizeof *env);
+    char **env = sr_calloc(20, sizeof *env);
     int n = 0;
     env[n++] = sr_asprintf("SR_DB_URL=%s", sr_test_env("SR_TEST_DB_URL"));
     env[n++] = sr_asprintf("SR_BUS_PUB=%s", s_fx.bus.front_ep);
     env[n++] = sr_asprintf("SR_ADMIN_PORT=%u", s_fx.admin);
     env[n++] = sr_asprintf("SR_INGEST_COLLECTOR_BIND=%s", s_fx.collector);
+    env[n++] = sr_strdup("SR_INGEST_RPC_BIND=");
     env[n++] = sr_strdup("SR_INGEST_FLUSH_INTERVAL=50ms");
     env[n++] = sr_strdup("SR_INGEST_POLL_INTERVAL=200ms");
     env[n++] = sr_strdup("SR_INGEST_POLL_TIMEOUT=2s");

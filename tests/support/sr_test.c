@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,12 +218,25 @@ size_t sr_test_collect(char *ptr, size_t size, size_t n, void *arg)
 }
 
 /* s_header - keep the Allow header, which curl has no getinfo for */
+/* s_header - keep the reply headers tests look at */
 static size_t s_header(char *ptr, size_t size, size_t n, void *arg)
 {
-    char **allow = arg;
-    if (size * n > 7 && strncasecmp(ptr, "Allow: ", 7) == 0) {
-        free(*allow);
-        *allow = sr_strndup(ptr + 7, strcspn(ptr + 7, "\r\n"));
+    sr_test_reply_t *r = arg;
+    static const struct {
+        const char *name;
+        size_t off;
+    } kept[] = {
+        {"Allow: ", offsetof(sr_test_reply_t, allow)},
+        {"Retry-After: ", offsetof(sr_test_reply_t, retry_after)},
+        {"X-Request-Id: ", offsetof(sr_test_reply_t, request_id)},
+    };
+    for (size_t k = 0; k < sizeof kept / sizeof kept[0]; k++) {
+        size_t len = strlen(kept[k].name);
+        if (size * n > len && strncasecmp(ptr, kept[k].name, len) == 0) {
+            char **slot = (char **)((char *)r + kept[k].off);
+            free(*slot);
+            *slot = sr_strndup(ptr + len, strcspn(ptr + len, "\r\n"));
+        }
     }
     return size * n;
 }
@@ -250,7 +264,7 @@ long sr_test_http(const char *method, const char *url, const char *const headers
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sr_test_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, s_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.allow);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (curl_easy_perform(c) == CURLE_OK) {
@@ -275,6 +289,8 @@ void sr_test_reply_free(sr_test_reply_t *reply)
     free(reply->body);
     free(reply->content_type);
     free(reply->allow);
+    free(reply->retry_after);
+    free(reply->request_id);
     *reply = (sr_test_reply_t){0};
 }
 

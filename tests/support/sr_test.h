@@ -66,6 +66,8 @@ typedef struct {
     char *body;         /* "" when none */
     char *content_type; /* NULL when none */
     char *allow;        /* the Allow header, NULL when none */
+    char *retry_after;  /* the Retry-After header, NULL when none */
+    char *request_id;   /* the X-Request-Id header, NULL when none */
 } sr_test_reply_t;
 
 /* sr_test_http - one request with extra headers ("Name: value", NULL-ended, may be NULL) and a

@@ -1,0 +1,22 @@
+/* sr_cursor - opaque page cursors for list methods: a sort key and a row id, as base64url.
+ *
+ * A list method answers a page and a next_cursor made from its last row; the client sends it
+ * back unchanged to get the next page. The text is opaque to clients, so its layout may change;
+ * one that does not decode is a bad request naming the cursor field.
+ */
+#ifndef SR_CURSOR_H
+#define SR_CURSOR_H
+
+#include "sr_arena.h"
+
+#include <stdint.h>
+
+#define SR_CURSOR_KEY_MAX 300
+
+/* sr_cursor_make - the cursor of (key, id), in arena */
+char *sr_cursor_make(sr_arena_t *arena, const char *key, int64_t id);
+/* sr_cursor_read - back to (key, id), key in arena; -1 when cursor is not one of ours */
+int sr_cursor_read(sr_arena_t *arena, const char *cursor, char **key, int64_t *id)
+    __attribute__((warn_unused_result));
+
+#endif
