@@ -5,15 +5,19 @@
  * nesting, SQL-looking text stored verbatim; every role against every route as the permission
  * matrix says; region isolation (404 across regions), also when the owning service is called
  * without the gateway; audit rows; API tokens, logout, revocation and expiry; failed-login
- * limits; HTTPS with a certificate. Needs the SR_TEST_* environment (tests/run.sh). */
+ * limits; a stalled client closed after the connection timeout; HTTPS with a certificate. Needs the
+ * SR_TEST_* environment (tests/run.sh). */
 #include "rooms.pb-c.h"
 #include "sr_alloc.h"
 #include "sr_perm.h"
 #include "sr_rpc.h"
 #include "sr_test_api.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <zmq.h>
 
@@ -495,9 +501,25 @@ static void test_expiry_and_rates(void **state)
 {
     (void)state;
     sr_test_gateway_t gw;
-    char *extra[] = {"SR_GATEWAY_TOKEN_CACHE=0", "SR_GATEWAY_SESSION_TTL=2s",   "SR_GATEWAY_RATE=1",
-                     "SR_GATEWAY_BURST=3",       "SR_GATEWAY_LOGIN_FAILURES=3", NULL};
+    char *extra[] = {"SR_GATEWAY_TOKEN_CACHE=0",
+                     "SR_GATEWAY_SESSION_TTL=2s",
+                     "SR_GATEWAY_RATE=1",
+                     "SR_GATEWAY_BURST=3",
+                     "SR_GATEWAY_LOGIN_FAILURES=3",
+                     "SR_GATEWAY_CONN_TIMEOUT=1s",
+                     NULL};
     sr_test_gateway_start(&gw, &s_fx.bus, s_fx.rpc, extra);
+    /* a client that sends half a request and stalls is closed after the timeout */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(gw.port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(write(fd, "GET /api/v1/me HTTP/1.1\r\nHost: x\r\n", 35), 35);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    assert_int_equal(poll(&pfd, 1, 5000), 1);
+    char byte;
+    assert_true(read(fd, &byte, 1) <= 0); /* closed, nothing answered */
+    close(fd);
     s_user("limited", "viewer", "[\"east\"]");
     char *token = sr_test_login(&gw, "limited", "password-limited");
     long statuses[4];
