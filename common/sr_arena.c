@@ -138,3 +138,22 @@ ProtobufCAllocator *sr_arena_pb_allocator(sr_arena_t *self)
 {
     return &self->pb;
 }
+
+char **sr_arena_split(sr_arena_t *self, const char *text, char sep, size_t *n)
+{
+    *n = 0;
+    if (!text || !text[0])
+        return NULL;
+    size_t count = 1;
+    for (const char *p = text; *p; p++)
+        count += *p == sep;
+    char **out = sr_arena_alloc(self, count * sizeof *out);
+    char *copy = sr_arena_strdup(self, text);
+    for (char *item = copy, *next; item; item = next) {
+        next = strchr(item, sep);
+        if (next)
+            *next++ = '\0';
+        out[(*n)++] = item;
+    }
+    return out;
+}

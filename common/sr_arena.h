@@ -20,6 +20,8 @@ void sr_arena_destroy(sr_arena_t **self_p);
 void *sr_arena_alloc(sr_arena_t *self, size_t size);
 char *sr_arena_strdup(sr_arena_t *self, const char *s);
 char *sr_arena_strndup(sr_arena_t *self, const char *s, size_t n);
+/* sr_arena_split - text cut at each sep into arena strings, count in *n; NULL and 0 for "" */
+char **sr_arena_split(sr_arena_t *self, const char *text, char sep, size_t *n);
 char *sr_arena_printf(sr_arena_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* sr_arena_reset - forget every allocation; keeps the first chunk for reuse */
 void sr_arena_reset(sr_arena_t *self);

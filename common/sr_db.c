@@ -361,3 +361,27 @@ int sr_db_tx(sr_db_t *self, int (*fn)(sr_db_t *db, void *arg), void *arg)
     }
     return sr_db_commit(self) == 0 ? 0 : -1;
 }
+
+const char *sr_db_text_array(sr_arena_t *arena, char *const *items, size_t n)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++)
+        len += 2 * strlen(items[i]) + 3;
+    char *out = sr_arena_alloc(arena, len);
+    size_t at = 0;
+    out[at++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            out[at++] = ',';
+        out[at++] = '"';
+        for (const char *c = items[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                out[at++] = '\\';
+            out[at++] = *c;
+        }
+        out[at++] = '"';
+    }
+    out[at++] = '}';
+    out[at] = '\0';
+    return out;
+}

@@ -8,7 +8,10 @@
 #ifndef SR_DB_H
 #define SR_DB_H
 
+#include "sr_arena.h"
+
 #include <libpq-fe.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct sr_db_t sr_db_t;
@@ -39,6 +42,9 @@ PGresult *sr_db_run(sr_db_t *self, const char *name, int nparams, const char *co
  * (1 = binary, e.g. bytea; NULL formats = all text) and result_format (1 = binary results) */
 PGresult *sr_db_run_binary(sr_db_t *self, const char *name, int nparams, const char *const *params,
                            const int *lengths, const int *formats, int result_format);
+/* sr_db_text_array - a text[] literal of items ("{\"a\",\"b\"}", quotes and backslashes
+ * escaped), in arena: one parameter instead of a statement built from strings */
+const char *sr_db_text_array(sr_arena_t *arena, char *const *items, size_t n);
 /* sr_db_query - execute one parameterised statement with text parameters */
 PGresult *sr_db_query(sr_db_t *self, const char *sql, int nparams, const char *const *params);
 /* sr_db_exec - execute a statement without parameters or rows (DDL, BEGIN, SET ...); 0 ok */

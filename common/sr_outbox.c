@@ -11,6 +11,7 @@
 
 #include "sr_alloc.h"
 #include "sr_clock.h"
+#include "sr_hash.h"
 #include "sr_log.h"
 #include "sr_migrate.h"
 #include "sr_topics.h"
@@ -67,9 +68,7 @@ static int s_stmt(sr_db_t *db, const char *schema, stmt_id_t id, char name[STMT_
 {
     int len = snprintf(name, STMT_NAME_MAX, "sr_outbox_%s:%s", s_stmts[id].what, schema);
     if (len > SR_DB_NAME_MAX) {
-        uint64_t hash = 14695981039346656037ULL; /* FNV-1a */
-        for (const char *c = schema; *c; c++)
-            hash = (hash ^ (uint8_t)*c) * 1099511628211ULL;
+        uint64_t hash = sr_hash_fnv1a_str(schema);
         snprintf(name, STMT_NAME_MAX, "sr_outbox_%s#%016" PRIx64, s_stmts[id].what, hash);
     }
     char *quoted = PQescapeIdentifier(sr_db_conn(db), schema, strlen(schema));

@@ -48,9 +48,7 @@ static gw_local_t *s_local(sr_rpc_call_t *call)
 
 static const char *s_num(sr_arena_t *arena, int64_t v)
 {
-    char buf[24];
-    snprintf(buf, sizeof buf, "%lld", (long long)v);
-    return sr_arena_strdup(arena, buf);
+    return sr_arena_printf(arena, "%lld", (long long)v);
 }
 
 static int64_t s_i64(const PGresult *res, int row, int col)
@@ -61,42 +59,6 @@ static int64_t s_i64(const PGresult *res, int row, int col)
 static char *s_str(sr_arena_t *arena, const PGresult *res, int row, int col)
 {
     return sr_arena_strdup(arena, PQgetvalue(res, row, col));
-}
-
-/* s_list - a comma-separated column into arena strings */
-static char **s_list(sr_arena_t *arena, const char *text, size_t *n)
-{
-    *n = 0;
-    if (!text[0])
-        return NULL;
-    size_t count = 1;
-    for (const char *p = text; *p; p++)
-        count += *p == ',';
-    char **out = sr_arena_alloc(arena, count * sizeof *out);
-    char *copy = sr_arena_strdup(arena, text);
-    for (char *item = copy, *next; item; item = next) {
-        next = strchr(item, ',');
-        if (next)
-            *next++ = '\0';
-        out[(*n)++] = item;
-    }
-    return out;
-}
-
-/* s_pg_array - a PostgreSQL text[] literal of plain names (roles, codes: no quoting needed) */
-static const char *s_pg_array(sr_arena_t *arena, char **items, size_t n)
-{
-    size_t len = 3;
-    for (size_t i = 0; i < n; i++)
-        len += strlen(items[i]) + 3;
-    char *out = sr_arena_alloc(arena, len);
-    size_t at = 0;
-    out[at++] = '{';
-    for (size_t i = 0; i < n; i++)
-        at += (size_t)sprintf(out + at, "%s\"%s\"", i ? "," : "", items[i]);
-    out[at++] = '}';
-    out[at] = '\0';
-    return out;
 }
 
 static Sr__Status s_db_fail(sr_rpc_call_t *call, sr_db_t *db, const char *what)
@@ -182,8 +144,8 @@ static Sr__User *s_user_row(sr_arena_t *arena, const PGresult *res, int row)
     u->id = s_i64(res, row, 0);
     u->name = s_str(arena, res, row, 1);
     u->display_name = s_str(arena, res, row, 2);
-    u->roles = s_list(arena, PQgetvalue(res, row, 3), &u->n_roles);
-    u->regions = s_list(arena, PQgetvalue(res, row, 4), &u->n_regions);
+    u->roles = sr_arena_split(arena, PQgetvalue(res, row, 3), ',', &u->n_roles);
+    u->regions = sr_arena_split(arena, PQgetvalue(res, row, 4), ',', &u->n_regions);
     u->disabled = PQgetvalue(res, row, 5)[0] == 't';
     u->version = s_i64(res, row, 6);
     u->created_us = s_i64(res, row, 7);
@@ -526,7 +488,7 @@ static Sr__Status s_region_list(sr_rpc_call_t *call, const ProtobufCMessage *req
     int hq = sr_principal_is_hq(p);
     const char *params[] = {s_num(call->arena, in->cursor[0] ? strtoll(in->cursor, NULL, 10) : 0),
                             s_num(call->arena, limit + 1), hq ? "t" : "f",
-                            s_pg_array(call->arena, p->regions, p->n_regions)};
+                            sr_db_text_array(call->arena, p->regions, p->n_regions)};
     PGresult *res = sr_db_query(l->db,
                                 "SELECT " REGION_COLS " FROM access.regions WHERE id > $1 AND "
                                 "($3::bool OR code = ANY($4::text[])) ORDER BY id LIMIT $2",
@@ -767,7 +729,7 @@ static Sr__Status s_user_list(sr_rpc_call_t *call, const ProtobufCMessage *reque
              "AND ($10::bool OR %s) ORDER BY %s LIMIT $8",
              sorts[s].after, sorts[s].order);
     const char *params[] = {sr_principal_is_hq(p) ? "t" : "f",
-                            s_pg_array(call->arena, p->regions, p->n_regions),
+                            sr_db_text_array(call->arena, p->regions, p->n_regions),
                             in->region,
                             in->role,
                             s_num(call->arena, after),
@@ -825,7 +787,7 @@ static Sr__Status s_check_roles_regions(sr_rpc_call_t *call, sr_db_t *db, char *
 /* s_bind_regions - the user's regions become exactly these codes */
 static int s_bind_regions(sr_db_t *db, sr_arena_t *arena, int64_t user_id, char **regions, size_t n)
 {
-    const char *params[] = {s_num(arena, user_id), s_pg_array(arena, regions, n)};
+    const char *params[] = {s_num(arena, user_id), sr_db_text_array(arena, regions, n)};
     PGresult *res =
         sr_db_query(db, "DELETE FROM access.user_regions WHERE user_id = $1", 1, params);
     if (!res)
@@ -854,7 +816,7 @@ static int s_user_create_tx(sr_db_t *db, void *arg)
 {
     create_tx_t *c = arg;
     const char *params[] = {c->in->name, c->in->display_name, c->hash,
-                            s_pg_array(c->arena, c->in->roles, c->in->n_roles)};
+                            sr_db_text_array(c->arena, c->in->roles, c->in->n_roles)};
     PGresult *res = sr_db_query(db,
                                 "INSERT INTO access.users (name, display_name, password_hash, "
                                 "roles) VALUES ($1, $2, $3, $4::text[]) RETURNING id",
@@ -959,8 +921,8 @@ static int s_user_update_tx(sr_db_t *db, void *arg)
     const char *params[] = {
         s_num(call->arena, in->id),
         s_has_mask(mask, nm, "display_name") ? in->display_name : b->display_name,
-        roles ? s_pg_array(call->arena, in->roles, in->n_roles)
-              : s_pg_array(call->arena, b->roles, b->n_roles),
+        roles ? sr_db_text_array(call->arena, in->roles, in->n_roles)
+              : sr_db_text_array(call->arena, b->roles, b->n_roles),
         (s_has_mask(mask, nm, "disabled") ? in->disabled : b->disabled) ? "t" : "f",
         ut->hash,
     };
@@ -1076,7 +1038,7 @@ static Sr__Status s_audit_list(sr_rpc_call_t *call, const ProtobufCMessage *requ
         e->at_us = s_i64(res, i, 1);
         e->actor_id = s_i64(res, i, 2);
         e->actor_name = s_str(call->arena, res, i, 3);
-        e->actor_roles = s_list(call->arena, PQgetvalue(res, i, 4), &e->n_actor_roles);
+        e->actor_roles = sr_arena_split(call->arena, PQgetvalue(res, i, 4), ',', &e->n_actor_roles);
         e->region = s_str(call->arena, res, i, 5);
         e->action = s_str(call->arena, res, i, 6);
         e->entity = s_str(call->arena, res, i, 7);

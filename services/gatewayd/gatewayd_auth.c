@@ -13,6 +13,7 @@
 
 #include "sr_alloc.h"
 #include "sr_clock.h"
+#include "sr_hash.h"
 #include "sr_log.h"
 
 #include <pthread.h>
@@ -122,26 +123,6 @@ static void s_cached_clear(cached_t *c)
     memset(c, 0, sizeof *c);
 }
 
-/* s_split - a comma-separated list into arena strings */
-static char **s_split(sr_arena_t *arena, const char *list, size_t *n)
-{
-    *n = 0;
-    if (!list || !list[0])
-        return NULL;
-    size_t count = 1;
-    for (const char *p = list; *p; p++)
-        count += *p == ',';
-    char **out = sr_arena_alloc(arena, count * sizeof *out);
-    char *copy = sr_arena_strdup(arena, list);
-    for (char *item = copy, *next; item; item = next) {
-        next = strchr(item, ',');
-        if (next)
-            *next++ = '\0';
-        out[(*n)++] = item;
-    }
-    return out;
-}
-
 static Sr__Principal *s_principal(sr_arena_t *arena, int64_t user_id, const char *name,
                                   const char *roles, const char *regions)
 {
@@ -149,8 +130,8 @@ static Sr__Principal *s_principal(sr_arena_t *arena, int64_t user_id, const char
     sr__principal__init(p);
     p->user_id = user_id;
     p->user_name = sr_arena_strdup(arena, name);
-    p->roles = s_split(arena, roles, &p->n_roles);
-    p->regions = s_split(arena, regions, &p->n_regions);
+    p->roles = sr_arena_split(arena, roles, ',', &p->n_roles);
+    p->regions = sr_arena_split(arena, regions, ',', &p->n_regions);
     return p;
 }
 
@@ -306,10 +287,7 @@ int gatewayd_auth_rate(gatewayd_auth_t *self, int64_t token_id)
 
 static size_t s_key_slot(const char *key)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        h = (h ^ *p) * 0x100000001b3ULL;
-    return (size_t)(h & (FAILURE_SLOTS - 1));
+    return (size_t)(sr_hash_fnv1a_str(key) & (FAILURE_SLOTS - 1));
 }
 
 /* s_failures - the entry of key (created when create is set); lock held */

@@ -146,12 +146,10 @@ int gatewayd_audit_write(gatewayd_t *gw, const gw_audit_ctx_t *ctx, const Sr__Au
 {
     sr_db_t *db = gatewayd_thread_db(gw);
     const Sr__Principal *p = ctx->principal;
-    char actor[24], roles[512];
+    char actor[24];
     snprintf(actor, sizeof actor, "%lld", (long long)(p ? p->user_id : 0));
-    size_t n = (size_t)snprintf(roles, sizeof roles, "{");
-    for (size_t i = 0; p && i < p->n_roles && n < sizeof roles - 40; i++)
-        n += (size_t)snprintf(roles + n, sizeof roles - n, "%s\"%s\"", i ? "," : "", p->roles[i]);
-    snprintf(roles + n, sizeof roles - n, "}");
+    sr_arena_t *arena = gatewayd_thread(gw)->arena;
+    const char *roles = sr_db_text_array(arena, p ? p->roles : NULL, p ? p->n_roles : 0);
     const char *params[] = {actor,
                             p && p->user_name ? p->user_name : "",
                             roles,

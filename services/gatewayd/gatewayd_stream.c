@@ -27,6 +27,7 @@
 #include "sr_alloc.h"
 #include "sr_bus.h"
 #include "sr_clock.h"
+#include "sr_hash.h"
 #include "sr_log.h"
 #include "sr_migrate.h"
 #include "sr_outbox.h"
@@ -115,10 +116,7 @@ static const char *s_platform_name(int platform, char *out, size_t size)
 
 static size_t s_room_slot(const char *key)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        h = (h ^ *p) * 0x100000001b3ULL;
-    return (size_t)(h & (ROOM_SLOTS - 1));
+    return (size_t)(sr_hash_fnv1a_str(key) & (ROOM_SLOTS - 1));
 }
 
 /* s_room_region - the registry's region of a room into out ("" when unknown); rooms_lock held */

@@ -33,9 +33,7 @@ struct ingestd_rooms_t {
 
 static const char *s_num(sr_arena_t *arena, int64_t v)
 {
-    char buf[24];
-    snprintf(buf, sizeof buf, "%lld", (long long)v);
-    return sr_arena_strdup(arena, buf);
+    return sr_arena_printf(arena, "%lld", (long long)v);
 }
 
 /* s_platform - the Platform enum value of a lower-case name, 0 when there is none */
@@ -162,16 +160,7 @@ static Sr__Status s_list(sr_rpc_call_t *call, const ProtobufCMessage *request,
     if (room_after)
         *room_after++ = '\0';
     int limit = in->limit > 0 && in->limit <= LIMIT_MAX ? in->limit : LIMIT_DEFAULT;
-    /* the regions the caller sees, as an array literal of plain codes */
-    size_t len = 3;
-    for (size_t i = 0; i < p->n_regions; i++)
-        len += strlen(p->regions[i]) + 3;
-    char *regions = sr_arena_alloc(call->arena, len);
-    size_t at = (size_t)sprintf(regions, "{");
-    for (size_t i = 0; i < p->n_regions; i++)
-        if (s_region_ok(p->regions[i]))
-            at += (size_t)sprintf(regions + at, "%s\"%s\"", at > 1 ? "," : "", p->regions[i]);
-    sprintf(regions + at, "}");
+    const char *regions = sr_db_text_array(call->arena, p->regions, p->n_regions);
     const char *params[] = {sr_principal_is_hq(p) ? "t" : "f",
                             regions,
                             in->region,

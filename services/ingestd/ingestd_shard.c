@@ -14,6 +14,7 @@
 #include "sr_alloc.h"
 #include "sr_clock.h"
 #include "sr_db.h"
+#include "sr_hash.h"
 #include "sr_log.h"
 
 #include <stdio.h>
@@ -43,13 +44,9 @@ struct ingestd_shard_t {
 
 uint64_t ingestd_shard_hash(const char *platform, const char *room_id)
 {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a: stable across builds and hosts */
-    for (const unsigned char *p = (const unsigned char *)platform; *p; p++)
-        h = (h ^ *p) * 0x100000001b3ULL;
-    h = (h ^ ':') * 0x100000001b3ULL;
-    for (const unsigned char *p = (const unsigned char *)room_id; *p; p++)
-        h = (h ^ *p) * 0x100000001b3ULL;
-    return h;
+    uint64_t h = sr_hash_fnv1a_more(SR_HASH_FNV1A_INIT, platform, strlen(platform));
+    h = sr_hash_fnv1a_more(h, ":", 1);
+    return sr_hash_fnv1a_more(h, room_id, strlen(room_id));
 }
 
 ingestd_shard_t *ingestd_shard_new(sr_service_t *svc)

@@ -1,4 +1,5 @@
-/* test_sr_arena - alignment, zeroing, large allocations, reset, protobuf unpack into an arena. */
+/* test_sr_arena - alignment, zeroing, large allocations, reset, protobuf unpack into an arena,
+ * splitting a list. */
 #include "metrics.pb-c.h"
 #include "sr_alloc.h"
 #include "sr_arena.h"
@@ -67,6 +68,24 @@ static void test_protobuf_unpack_into_arena(void **state)
     sr_arena_destroy(&a);
 }
 
+static void test_split(void **state)
+{
+    (void)state;
+    sr_arena_t *a = sr_arena_new(256);
+    size_t n;
+    char **parts = sr_arena_split(a, "east,south,,north", ',', &n);
+    assert_int_equal(n, 4);
+    assert_string_equal(parts[0], "east");
+    assert_string_equal(parts[2], "");
+    assert_string_equal(parts[3], "north");
+    assert_null(sr_arena_split(a, "", ',', &n));
+    assert_int_equal(n, 0);
+    parts = sr_arena_split(a, "one", ',', &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(parts[0], "one");
+    sr_arena_destroy(&a);
+}
+
 static void test_alloc_helpers(void **state)
 {
     (void)state;
@@ -91,6 +110,7 @@ int main(void)
         cmocka_unit_test(test_large_and_reset),
         cmocka_unit_test(test_protobuf_unpack_into_arena),
         cmocka_unit_test(test_alloc_helpers),
+        cmocka_unit_test(test_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,6 +94,17 @@ static void test_dead_port_retries_and_hides_password(void **state)
     free(url);
 }
 
+/* a text[] literal PostgreSQL reads back as the same items, quotes and backslashes included */
+static void test_text_array(void **state)
+{
+    (void)state;
+    sr_arena_t *a = sr_arena_new(256);
+    char *items[] = {"east", "a\"b", "c\\d", "华东"};
+    assert_string_equal(sr_db_text_array(a, items, 4), "{\"east\",\"a\\\"b\",\"c\\\\d\",\"华东\"}");
+    assert_string_equal(sr_db_text_array(a, NULL, 0), "{}");
+    sr_arena_destroy(&a);
+}
+
 static void test_destroy_is_null_safe(void **state)
 {
     (void)state;
@@ -109,6 +120,7 @@ int main(void)
         cmocka_unit_test(test_bad_url_fails_at_once),
         cmocka_unit_test(test_dead_port_retries_and_hides_password),
         cmocka_unit_test(test_destroy_is_null_safe),
+        cmocka_unit_test(test_text_array),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
