@@ -157,9 +157,9 @@ gw_auth_result_t gatewayd_auth_check(gatewayd_auth_t *self, const char *header, 
 /* gatewayd_auth_forget - drop a token (revoked) or every token of a user (changed) from the
  * cache; 0 matches nothing */
 void gatewayd_auth_forget(gatewayd_auth_t *self, int64_t token_id, int64_t user_id);
-/* gatewayd_auth_rate - 0 when the token may make one more request now, else the seconds until
- * it may (for Retry-After) */
-int gatewayd_auth_rate(gatewayd_auth_t *self, int64_t token_id);
+/* gatewayd_auth_rate - 0 when the user (all their tokens together) may make one more request
+ * now, else the seconds until they may (for Retry-After) */
+int gatewayd_auth_rate(gatewayd_auth_t *self, int64_t user_id);
 /* gatewayd_auth_login_blocked - seconds until a login for user from addr may be tried again,
  * 0 when it may now */
 int gatewayd_auth_login_blocked(gatewayd_auth_t *self, const char *user, const char *addr);
@@ -283,12 +283,16 @@ struct MHD_Response;
 
 gatewayd_stream_t *gatewayd_stream_new(gatewayd_t *gw);
 void gatewayd_stream_destroy(gatewayd_stream_t **self_p);
-/* gatewayd_stream_open - a new stream for principal on connection: topics is the comma-separated
- * prefix list, last_event_id the Last-Event-ID header (NULL = none). The response to queue, or
- * NULL with *out set to the error to answer instead. */
+/* gatewayd_stream_open - a new stream for principal (with token_id) on connection: topics is the
+ * comma-separated prefix list, last_event_id the Last-Event-ID header (NULL = none). The
+ * response to queue, or NULL with *out set to the error to answer instead. */
 struct MHD_Response *gatewayd_stream_open(gatewayd_stream_t *self, struct MHD_Connection *conn,
-                                          const Sr__Principal *principal, const char *topics,
-                                          const char *last_event_id, gw_http_out_t *out);
+                                          const Sr__Principal *principal, int64_t token_id,
+                                          const char *topics, const char *last_event_id,
+                                          gw_http_out_t *out);
+/* gatewayd_stream_forget - end the streams of a token (revoked) or of a user (changed); 0
+ * matches nothing. Other instances notice within SR_GATEWAY_SSE_HEARTBEAT. */
+void gatewayd_stream_forget(gatewayd_stream_t *self, int64_t token_id, int64_t user_id);
 /* gatewayd_stream_end_all - end every stream (before the HTTP server stops) */
 void gatewayd_stream_end_all(gatewayd_stream_t *self);
 

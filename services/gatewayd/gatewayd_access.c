@@ -936,6 +936,17 @@ static int s_user_update_tx(sr_db_t *db, void *arg)
         return -1;
     }
     PQclear(res);
+    if (ut->hash) { /* a new password ends every session and API token of the old one */
+        res = sr_db_query(db,
+                          "UPDATE access.tokens SET revoked_at = now() WHERE user_id = $1 AND "
+                          "revoked_at IS NULL",
+                          1, params);
+        if (!res) {
+            tx->status = s_db_fail(call, db, "tokens");
+            return -1;
+        }
+        PQclear(res);
+    }
     if (regions && s_bind_regions(db, call->arena, in->id, in->regions, in->n_regions) < 0) {
         tx->status = s_db_fail(call, db, "user");
         return -1;

@@ -6,14 +6,15 @@
  * revoked and for a user when the user changes, in this instance at once and in others within
  * the cache period. Passwords are argon2id (libsodium, "interactive" limits); an unknown user is
  * checked against a dummy hash so that both take as long. Failed logins are limited per user
- * name and per client address (SR_GATEWAY_LOGIN_*), requests per token by a token bucket
- * (SR_GATEWAY_RATE, SR_GATEWAY_BURST). The limiters live in this instance's memory.
+ * name and per client address (SR_GATEWAY_LOGIN_*; the table is keyed by a secret hash and never
+ * gives up an entry at its limit), requests per user - all of the user's tokens together, so
+ * making more tokens does not buy more - by a token bucket (SR_GATEWAY_RATE, SR_GATEWAY_BURST).
+ * The limiters live in this instance's memory.
  */
 #include "gatewayd.h"
 
 #include "sr_alloc.h"
 #include "sr_clock.h"
-#include "sr_hash.h"
 #include "sr_log.h"
 
 #include <pthread.h>
@@ -45,7 +46,7 @@ typedef struct {
 } cached_t;
 
 typedef struct {
-    int64_t token_id; /* 0 = empty */
+    int64_t user_id; /* 0 = empty */
     double tokens;
     int64_t last_ms;
 } bucket_t;
@@ -64,6 +65,8 @@ struct gatewayd_auth_t {
     bucket_t *buckets;
     size_t nbuckets;
     failures_t *failures;
+    uint64_t generation; /* bumped by forget: a lookup that raced with it is not cached */
+    unsigned char hash_key[crypto_shorthash_KEYBYTES];
     sr_counter_t *hits, *misses, *limited, *login_blocked;
 };
 
@@ -154,10 +157,15 @@ static Sr__Principal *s_cache_get(gatewayd_auth_t *self, const uint8_t hash[32],
     return p;
 }
 
-static void s_cache_put(gatewayd_auth_t *self, const uint8_t hash[32], int64_t token_id,
-                        int64_t user_id, const char *name, const char *roles, const char *regions)
+static void s_cache_put(gatewayd_auth_t *self, const uint8_t hash[32], uint64_t generation,
+                        int64_t token_id, int64_t user_id, const char *name, const char *roles,
+                        const char *regions)
 {
     pthread_mutex_lock(&self->lock);
+    if (generation != self->generation) { /* a token or user was forgotten meanwhile */
+        pthread_mutex_unlock(&self->lock);
+        return;
+    }
     cached_t *c = &self->cache[s_slot(hash)];
     s_cached_clear(c); /* one token per slot: a collision replaces the older one */
     memcpy(c->hash, hash, 32);
@@ -173,7 +181,9 @@ static void s_cache_put(gatewayd_auth_t *self, const uint8_t hash[32], int64_t t
 
 void gatewayd_auth_forget(gatewayd_auth_t *self, int64_t token_id, int64_t user_id)
 {
+    gatewayd_stream_forget(self->gw->stream, token_id, user_id);
     pthread_mutex_lock(&self->lock);
+    self->generation++;
     for (size_t i = 0; i < CACHE_SLOTS; i++) {
         cached_t *c = &self->cache[i];
         if (c->used &&
@@ -216,6 +226,9 @@ gw_auth_result_t gatewayd_auth_check(gatewayd_auth_t *self, const char *header, 
         return GW_AUTH_OK;
     }
     sr_counter_inc(self->misses);
+    pthread_mutex_lock(&self->lock);
+    uint64_t generation = self->generation;
+    pthread_mutex_unlock(&self->lock);
     sr_db_t *db = gatewayd_thread_db(self->gw);
     if (!db)
         return GW_AUTH_UNAVAILABLE;
@@ -232,8 +245,8 @@ gw_auth_result_t gatewayd_auth_check(gatewayd_auth_t *self, const char *header, 
     int64_t user_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     *principal = s_principal(arena, user_id, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
                              PQgetvalue(res, 0, 4));
-    s_cache_put(self, hash, *token_id, user_id, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
-                PQgetvalue(res, 0, 4));
+    s_cache_put(self, hash, generation, *token_id, user_id, PQgetvalue(res, 0, 2),
+                PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4));
     int touch = PQgetvalue(res, 0, 5)[0] == 't';
     PQclear(res);
     if (touch) {
@@ -247,26 +260,51 @@ gw_auth_result_t gatewayd_auth_check(gatewayd_auth_t *self, const char *header, 
 
 /* --- the request rate per token ------------------------------------------------------------ */
 
-int gatewayd_auth_rate(gatewayd_auth_t *self, int64_t token_id)
+/* s_bucket_slot - where a user's bucket lives (the table is kept at most 3/4 full) */
+static size_t s_bucket_slot(const bucket_t *table, int64_t user_id)
 {
-    if (self->cfg->rate <= 0 || token_id <= 0)
+    size_t i = (size_t)((uint64_t)user_id * 0x9e3779b97f4a7c15ULL >> 52) & (BUCKET_SLOTS - 1);
+    while (table[i].user_id && table[i].user_id != user_id)
+        i = (i + 1) & (BUCKET_SLOTS - 1);
+    return i;
+}
+
+/* s_buckets_compact - drop the buckets that have refilled (a new one would be the same); lock
+ * held */
+static void s_buckets_compact(gatewayd_auth_t *self, int64_t now)
+{
+    int64_t refill_ms = (int64_t)(1000.0 * (double)self->cfg->burst / (double)self->cfg->rate) + 1;
+    bucket_t *fresh = sr_calloc(BUCKET_SLOTS, sizeof *fresh);
+    size_t kept = 0;
+    for (size_t i = 0; i < BUCKET_SLOTS; i++)
+        if (self->buckets[i].user_id && now - self->buckets[i].last_ms < refill_ms) {
+            fresh[s_bucket_slot(fresh, self->buckets[i].user_id)] = self->buckets[i];
+            kept++;
+        }
+    free(self->buckets);
+    self->buckets = fresh;
+    self->nbuckets = kept;
+}
+
+int gatewayd_auth_rate(gatewayd_auth_t *self, int64_t user_id)
+{
+    if (self->cfg->rate <= 0 || user_id <= 0)
         return 0;
     int64_t now = sr_clock_mono_ms();
     double rate = (double)self->cfg->rate, burst = (double)self->cfg->burst;
     int wait = 0;
     pthread_mutex_lock(&self->lock);
-    size_t i = (size_t)((uint64_t)token_id * 0x9e3779b97f4a7c15ULL >> 52) & (BUCKET_SLOTS - 1);
-    while (self->buckets[i].token_id && self->buckets[i].token_id != token_id)
-        i = (i + 1) & (BUCKET_SLOTS - 1);
-    bucket_t *b = &self->buckets[i];
-    if (!b->token_id) {
-        if (self->nbuckets + 1 > BUCKET_SLOTS / 4 * 3) { /* forgetting every bucket refills them */
-            memset(self->buckets, 0, BUCKET_SLOTS * sizeof *self->buckets);
-            self->nbuckets = 0;
-            i = (size_t)((uint64_t)token_id * 0x9e3779b97f4a7c15ULL >> 52) & (BUCKET_SLOTS - 1);
-            b = &self->buckets[i];
+    bucket_t *b = &self->buckets[s_bucket_slot(self->buckets, user_id)];
+    if (!b->user_id) {
+        if (self->nbuckets + 1 > BUCKET_SLOTS / 4 * 3) {
+            s_buckets_compact(self, now);
+            if (self->nbuckets + 1 > BUCKET_SLOTS / 4 * 3) { /* every one busy: start over */
+                memset(self->buckets, 0, BUCKET_SLOTS * sizeof *self->buckets);
+                self->nbuckets = 0;
+            }
         }
-        *b = (bucket_t){.token_id = token_id, .tokens = burst, .last_ms = now};
+        b = &self->buckets[s_bucket_slot(self->buckets, user_id)];
+        *b = (bucket_t){.user_id = user_id, .tokens = burst, .last_ms = now};
         self->nbuckets++;
     }
     b->tokens += (double)(now - b->last_ms) * rate / 1000.0;
@@ -285,30 +323,47 @@ int gatewayd_auth_rate(gatewayd_auth_t *self, int64_t token_id)
 
 /* --- failed logins ------------------------------------------------------------------------- */
 
-static size_t s_key_slot(const char *key)
+/* s_key_slot - keyed (SipHash with a key drawn at start-up), so that nobody can choose names
+ * that crowd out someone else's count */
+static size_t s_key_slot(const gatewayd_auth_t *self, const char *key)
 {
-    return (size_t)(sr_hash_fnv1a_str(key) & (FAILURE_SLOTS - 1));
+    uint64_t h;
+    crypto_shorthash((unsigned char *)&h, (const unsigned char *)key, strlen(key), self->hash_key);
+    return (size_t)(h & (FAILURE_SLOTS - 1));
 }
 
-/* s_failures - the entry of key (created when create is set); lock held */
-static failures_t *s_failures(gatewayd_auth_t *self, const char *key, int create)
+static int s_recent(failures_t *f, int64_t now, int64_t window);
+
+static int64_t s_limit_of(const gatewayd_auth_t *self, const char *key)
 {
-    size_t i = s_key_slot(key);
+    return key[0] == 'u' ? self->cfg->login_failures : self->cfg->addr_failures;
+}
+
+/* s_failures - the entry of key; with create, a free entry (empty, or with no failure left in
+ * the window) or one of a key not at its limit that failed longest ago is taken over. NULL when
+ * there is none (create: every nearby entry is at its limit, so the caller refuses). Lock held. */
+static failures_t *s_failures(gatewayd_auth_t *self, const char *key, int create, int64_t now)
+{
+    size_t home = s_key_slot(self, key), i = home;
+    failures_t *free_slot = NULL, *oldest = NULL;
     for (size_t probe = 0; probe < 16; probe++, i = (i + 1) & (FAILURE_SLOTS - 1)) {
         failures_t *f = &self->failures[i];
         if (strcmp(f->key, key) == 0)
             return f;
-        if (!f->key[0] && create) {
-            snprintf(f->key, sizeof f->key, "%s", key);
-            f->n = 0;
-            return f;
-        }
+        if (!create || free_slot)
+            continue;
+        int recent = f->key[0] ? s_recent(f, now, self->cfg->login_window_ms) : 0;
+        if (recent == 0)
+            free_slot = f;
+        else if (recent < s_limit_of(self, f->key) &&
+                 (!oldest || f->times[f->n - 1] < oldest->times[oldest->n - 1]))
+            oldest = f;
     }
-    if (!create)
-        return NULL;
-    failures_t *f = &self->failures[s_key_slot(key)]; /* crowded: the home slot starts over */
-    snprintf(f->key, sizeof f->key, "%s", key);
-    f->n = 0;
+    failures_t *f = free_slot ? free_slot : oldest;
+    if (f) {
+        snprintf(f->key, sizeof f->key, "%s", key);
+        f->n = 0;
+    }
     return f;
 }
 
@@ -325,8 +380,10 @@ static int s_recent(failures_t *f, int64_t now, int64_t window)
 
 static int s_blocked_key(gatewayd_auth_t *self, const char *key, int64_t limit, int64_t now)
 {
-    failures_t *f = s_failures(self, key, 0);
-    if (!f || s_recent(f, now, self->cfg->login_window_ms) < limit)
+    failures_t *f = s_failures(self, key, 1, now); /* a place for this attempt's failure */
+    if (!f)
+        return (int)(self->cfg->login_window_ms / 1000) + 1;
+    if (s_recent(f, now, self->cfg->login_window_ms) < limit)
         return 0;
     int64_t wait_ms = f->times[f->n - limit] + self->cfg->login_window_ms - now;
     return (int)(wait_ms / 1000) + 1;
@@ -355,7 +412,9 @@ int gatewayd_auth_login_blocked(gatewayd_auth_t *self, const char *user, const c
 
 static void s_fail_key(gatewayd_auth_t *self, const char *key, int64_t limit, int64_t now)
 {
-    failures_t *f = s_failures(self, key, 1);
+    failures_t *f = s_failures(self, key, 1, now);
+    if (!f)
+        return;      /* no room: the next attempt is refused by s_blocked_key */
     if (!f->times) { /* room for the larger of the two limits */
         int64_t most = self->cfg->addr_failures > self->cfg->login_failures
                            ? self->cfg->addr_failures
@@ -387,7 +446,7 @@ void gatewayd_auth_login_ok(gatewayd_auth_t *self, const char *user)
     char ukey[KEY_MAX];
     s_key(ukey, "u", user);
     pthread_mutex_lock(&self->lock);
-    failures_t *f = s_failures(self, ukey, 0);
+    failures_t *f = s_failures(self, ukey, 0, 0);
     if (f)
         f->n = 0;
     pthread_mutex_unlock(&self->lock);
@@ -415,6 +474,7 @@ gatewayd_auth_t *gatewayd_auth_new(gatewayd_t *gw)
     self->cache = sr_calloc(CACHE_SLOTS, sizeof *self->cache);
     self->buckets = sr_calloc(BUCKET_SLOTS, sizeof *self->buckets);
     self->failures = sr_calloc(FAILURE_SLOTS, sizeof *self->failures);
+    crypto_shorthash_keygen(self->hash_key);
     sr_metrics_t *m = gw->metrics;
     self->hits = sr_metrics_counter(m, "sr_gateway_token_cache_total", "result=\"hit\"",
                                     "token checks answered from the cache or the database");

@@ -35,9 +35,9 @@ const sr_config_entry_t gatewayd_config[] = {
      "a checked token is trusted this long before the database is asked again (revocation "
      "reaches other instances within it)"},
     {"SR_GATEWAY_RATE", SR_CFG_INT, "50", 0, 1000000, OFF(rate),
-     "requests per second per token (token bucket); 0 = no limit"},
+     "requests per second per user, all their tokens together (token bucket); 0 = no limit"},
     {"SR_GATEWAY_BURST", SR_CFG_INT, "100", 1, 1000000, OFF(burst),
-     "requests a token may make at once before the rate applies"},
+     "requests a user may make at once before the rate applies"},
     {"SR_GATEWAY_LOGIN_FAILURES", SR_CFG_INT, "5", 1, 100, OFF(login_failures),
      "failed logins per user name within the window before 429"},
     {"SR_GATEWAY_LOGIN_ADDR_FAILURES", SR_CFG_INT, "20", 1, 1000, OFF(addr_failures),

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define JSON_TYPE   "application/json; charset=utf-8"
 #define QUERY_MAX   32
@@ -284,7 +285,7 @@ static enum MHD_Result s_complete(gatewayd_http_t *self, struct MHD_Connection *
             if (!last)
                 last = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "last_event_id");
             struct MHD_Response *resp = gatewayd_stream_open(
-                gw->stream, conn, principal,
+                gw->stream, conn, principal, token_id,
                 MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "topics"), last, &out);
             if (resp) {
                 MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
@@ -469,8 +470,11 @@ void gatewayd_http_destroy(gatewayd_http_t **self_p)
     if (!self)
         return;
     if (self->daemon) {
+        MHD_socket listener = MHD_quiesce_daemon(self->daemon); /* no new connections */
         gatewayd_stream_end_all(self->gw->stream);
         MHD_stop_daemon(self->daemon);
+        if (listener != MHD_INVALID_SOCKET)
+            close(listener);
     }
     free(self->requests);
     free(self->latency);

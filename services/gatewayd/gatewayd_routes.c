@@ -253,7 +253,11 @@ static gw_http_out_t s_set(json_t *obj, const ProtobufCMessageDescriptor *d, con
         return gatewayd_error(400, "invalid_parameter", field, "%s parameter %s %s", where, field,
                               why);
     json_t *had = json_object_get(obj, field);
-    if (had && !json_equal(had, v)) {
+    /* the body may send the same value as a number where the path has its text */
+    int same = had && (json_equal(had, v) ||
+                       (json_is_integer(had) && json_is_string(v) &&
+                        json_integer_value(had) == strtoll(json_string_value(v), NULL, 10)));
+    if (had && !same) {
         json_decref(v);
         return gatewayd_error(400, "conflicting_field", field,
                               "%s differs from the %s parameter of the same name", field, where);
@@ -349,11 +353,11 @@ gw_http_out_t gatewayd_route_authorize(gatewayd_t *gw, const gw_route_t *route,
                               "cannot check the token: the database "
                               "does not answer");
     }
-    int wait = gatewayd_auth_rate(gw->auth, *token_id);
+    int wait = gatewayd_auth_rate(gw->auth, (*principal)->user_id);
     if (wait) {
-        gw_http_out_t out = gatewayd_error(429, "rate_limited", NULL,
-                                           "more than %lld requests per second with this token",
-                                           (long long)gw->cfg->rate);
+        gw_http_out_t out =
+            gatewayd_error(429, "rate_limited", NULL, "more than %lld requests per second",
+                           (long long)gw->cfg->rate);
         out.retry_after = wait;
         return out;
     }

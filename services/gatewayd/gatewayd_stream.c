@@ -43,13 +43,18 @@
 #include <unistd.h>
 
 #define PREFIXES_MAX   16
-#define SOURCES_MAX    8
 #define ROOM_SLOTS     16384 /* power of two */
 #define ROOMS_EVERY_MS 30000
 #define ROOMS_PAGE     200
 #define READ_BLOCK     4096
 
 typedef struct stream_t stream_t;
+
+typedef struct {
+    uint64_t seq;
+    char *text;
+    size_t len;
+} pending_t;
 
 struct stream_t {
     gatewayd_stream_t *hub;
@@ -61,16 +66,19 @@ struct stream_t {
     char *buf; /* unsent bytes */
     size_t len, cap;
     int suspended, closed, sent_since_beat;
-    struct {
-        char source[64];
-        uint64_t seq;
-    } seen[SOURCES_MAX]; /* the last seq sent per outbox source */
-    size_t nseen;
+    int64_t token_id, user_id, opened_us; /* re-checked while the stream is open */
+    /* resuming one outbox source (Last-Event-ID): its last seq sent, and while the catch-up
+     * runs, that source's live events wait in pending so that none falls between */
+    char source[64]; /* "" = not resuming */
+    uint64_t last_seq;
+    int catching_up;
+    pending_t *pending;
+    size_t npending, pending_bytes;
     stream_t *next;
 };
 
 typedef struct {
-    char key[96]; /* "platform:room_id"; "" = empty */
+    char key[160]; /* "platform:room_id" (room ids are at most 128 bytes); "" = empty */
     char region[40];
 } room_t;
 
@@ -83,9 +91,9 @@ struct gatewayd_stream_t {
     sr_bus_sub_t *sub;
     sr_arena_t *arena; /* the loop thread's, for received messages */
     int beat_timer;
-    pthread_t rooms_thread;
-    int rooms_started, stopping;
-    pthread_cond_t rooms_wake; /* with lock: stop the rooms thread */
+    pthread_t upkeep_thread;
+    int upkeep_started, stopping;
+    pthread_cond_t upkeep_wake; /* with lock: stop the upkeep thread */
     room_t *rooms;
     sr_complaint_t rooms_down;
     sr_gauge_t *open;
@@ -123,7 +131,7 @@ static size_t s_room_slot(const char *key)
 static void s_room_region(gatewayd_stream_t *self, const char *platform, const char *room,
                           char *out, size_t size)
 {
-    char key[96];
+    char key[160];
     snprintf(key, sizeof key, "%s:%s", platform, room);
     out[0] = '\0';
     for (size_t i = s_room_slot(key), probe = 0; probe < ROOM_SLOTS && self->rooms[i].key[0];
@@ -134,17 +142,17 @@ static void s_room_region(gatewayd_stream_t *self, const char *platform, const c
         }
 }
 
-/* s_room_put - remember a room's region; rooms_lock held */
-static void s_room_put(gatewayd_stream_t *self, const char *platform, const char *room,
-                       const char *region)
+/* s_room_put - remember a room's region in a map (self->rooms with rooms_lock held, or a map
+ * being built) */
+static void s_room_put(room_t *rooms, const char *platform, const char *room, const char *region)
 {
-    char key[96];
+    char key[160];
     snprintf(key, sizeof key, "%s:%s", platform, room);
     size_t i = s_room_slot(key);
     for (size_t probe = 0; probe < ROOM_SLOTS / 2; probe++, i = (i + 1) & (ROOM_SLOTS - 1))
-        if (!self->rooms[i].key[0] || strcmp(self->rooms[i].key, key) == 0) {
-            snprintf(self->rooms[i].key, sizeof self->rooms[i].key, "%s", key);
-            snprintf(self->rooms[i].region, sizeof self->rooms[i].region, "%s", region);
+        if (!rooms[i].key[0] || strcmp(rooms[i].key, key) == 0) {
+            snprintf(rooms[i].key, sizeof rooms[i].key, "%s", key);
+            snprintf(rooms[i].region, sizeof rooms[i].region, "%s", region);
             return;
         }
 }
@@ -242,17 +250,17 @@ static void s_append(stream_t *s, const char *text, size_t n)
     s_resume(s);
 }
 
-/* s_seen - 1 when the stream sent this outbox event already (else records it); lock held */
-static int s_seen(stream_t *s, const Sr__Envelope *env)
+/* s_resumed - 1 when the event is of the source the stream resumes; lock held */
+static int s_resumed(const stream_t *s, const Sr__Envelope *env)
 {
-    for (size_t i = 0; i < s->nseen; i++)
-        if (strcmp(s->seen[i].source, env->source) == 0) {
-            if (env->seq <= s->seen[i].seq)
-                return 1;
-            s->seen[i].seq = env->seq;
-            return 0;
-        }
-    return 0;
+    return s->source[0] && strcmp(s->source, env->source) == 0;
+}
+
+/* s_close - end a stream (the browser reconnects); lock held */
+static void s_close(stream_t *s)
+{
+    s->closed = 1;
+    s_resume(s);
 }
 
 /* s_event_text - the SSE lines of one event; caller frees */
@@ -267,27 +275,64 @@ static char *s_event_text(const char *topic, const Sr__Envelope *env, const Prot
     return text;
 }
 
-/* s_offer - one event to one stream; stream lock held */
+/* s_offer_locked - one event to one stream (live: from the bus, else read back); lock held */
 static void s_offer_locked(stream_t *s, const char *topic, const Sr__Envelope *env,
-                           const ProtobufCMessage *payload, const regions_t *regions)
+                           const ProtobufCMessage *payload, const regions_t *regions, int live)
 {
-    if (s->closed || !s_wants(s, topic, regions) || s_seen(s, env))
+    if (s->closed || !s_wants(s, topic, regions))
         return;
+    int resumed = s_resumed(s, env);
+    if (resumed && !(live && s->catching_up) && env->seq <= s->last_seq)
+        return; /* sent already */
     size_t len;
     char *text = s_event_text(topic, env, payload, &len);
+    if (resumed && live && s->catching_up) { /* held back until the catch-up is done */
+        s->pending_bytes += len;
+        if (s->pending_bytes > (size_t)s->hub->gw->cfg->stream_queue) {
+            free(text);
+            s_append(s, "", (size_t)s->hub->gw->cfg->stream_queue + 1); /* over: dropped */
+            return;
+        }
+        s->pending = sr_realloc(s->pending, (s->npending + 1) * sizeof *s->pending);
+        s->pending[s->npending++] = (pending_t){env->seq, text, len};
+        return;
+    }
+    if (resumed)
+        s->last_seq = env->seq;
     s_append(s, text, len);
     free(text);
     sr_counter_inc(s->hub->events);
 }
 
-/* s_on_outbox - a row read back for one stream's catch-up (arg is the stream, its lock held) */
+/* s_on_outbox - a row read back for one stream's catch-up (arg is the stream) */
 static void s_on_outbox(void *arg, const char *topic, const Sr__Envelope *env,
                         const ProtobufCMessage *payload)
 {
     stream_t *s = arg;
     regions_t regions;
     s_regions(s->hub, topic, payload, &regions);
-    s_offer_locked(s, topic, env, payload, &regions);
+    pthread_mutex_lock(&s->lock);
+    s_offer_locked(s, topic, env, payload, &regions, 0);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* s_caught_up - the catch-up is done: the held-back live events it did not cover, then live */
+static void s_caught_up(stream_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->npending; i++) {
+        if (s->pending[i].seq > s->last_seq) {
+            s->last_seq = s->pending[i].seq;
+            s_append(s, s->pending[i].text, s->pending[i].len);
+            sr_counter_inc(s->hub->events);
+        }
+        free(s->pending[i].text);
+    }
+    free(s->pending);
+    s->pending = NULL;
+    s->npending = s->pending_bytes = 0;
+    s->catching_up = 0;
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* --- the bus, on the loop thread ----------------------------------------------------------- */
@@ -305,7 +350,7 @@ static void s_on_bus(void *arg)
         if (msg.payload && msg.payload->descriptor == &sr__room__descriptor) {
             const Sr__Room *room = (const Sr__Room *)msg.payload;
             pthread_mutex_lock(&self->rooms_lock);
-            s_room_put(self, room->platform, room->room_id, room->region);
+            s_room_put(self->rooms, room->platform, room->room_id, room->region);
             pthread_mutex_unlock(&self->rooms_lock);
         }
         pthread_mutex_lock(&self->lock);
@@ -313,7 +358,7 @@ static void s_on_bus(void *arg)
         s_regions(self, msg.topic, msg.payload, &regions);
         for (stream_t *s = self->streams; s; s = s->next) {
             pthread_mutex_lock(&s->lock);
-            s_offer_locked(s, msg.topic, msg.envelope, msg.payload, &regions);
+            s_offer_locked(s, msg.topic, msg.envelope, msg.payload, &regions, 1);
             pthread_mutex_unlock(&s->lock);
         }
         pthread_mutex_unlock(&self->lock);
@@ -346,6 +391,8 @@ static void s_refresh_rooms(gatewayd_stream_t *self)
     me.n_roles = 1;
     sr_arena_t *arena = gatewayd_thread(gw)->arena;
     char cursor[256] = "";
+    room_t *map = sr_calloc(ROOM_SLOTS, sizeof *map);
+    int complete = 0;
     for (int page = 0; page < ROOM_SLOTS / ROOMS_PAGE / 2; page++) {
         Sr__RoomList req = SR__ROOM_LIST__INIT;
         req.limit = ROOMS_PAGE;
@@ -358,34 +405,108 @@ static void s_refresh_rooms(gatewayd_stream_t *self)
         }
         sr_recovered(&self->rooms_down);
         const Sr__RoomPage *p = (const Sr__RoomPage *)r.reply;
-        pthread_mutex_lock(&self->rooms_lock);
-        if (page == 0)
-            memset(self->rooms, 0, ROOM_SLOTS * sizeof *self->rooms);
         for (size_t i = 0; i < p->n_rooms; i++)
-            s_room_put(self, p->rooms[i]->platform, p->rooms[i]->room_id, p->rooms[i]->region);
-        pthread_mutex_unlock(&self->rooms_lock);
+            s_room_put(map, p->rooms[i]->platform, p->rooms[i]->room_id, p->rooms[i]->region);
         snprintf(cursor, sizeof cursor, "%s", p->next_cursor);
         sr_arena_reset(arena);
-        if (!cursor[0])
+        if (!cursor[0]) {
+            complete = 1;
             break;
+        }
+    }
+    sr_arena_reset(arena);
+    if (complete) { /* a partial answer keeps the map there was */
+        pthread_mutex_lock(&self->rooms_lock);
+        room_t *old = self->rooms;
+        self->rooms = map;
+        map = old;
+        pthread_mutex_unlock(&self->rooms_lock);
+    }
+    free(map);
+}
+
+/* s_recheck - end the streams whose token is no longer valid (revoked, expired, its user
+ * disabled) or whose user changed since the stream opened (roles, regions): the browser
+ * reconnects with its Last-Event-ID and gets a stream for who the user is now */
+static void s_recheck(gatewayd_stream_t *self)
+{
+    gatewayd_t *gw = self->gw;
+    sr_arena_t *arena = gatewayd_thread(gw)->arena;
+    pthread_mutex_lock(&self->lock);
+    size_t n = 0;
+    char **ids = sr_arena_alloc(arena, (self->count + 1) * sizeof *ids);
+    for (stream_t *s = self->streams; s; s = s->next)
+        ids[n++] = sr_arena_printf(arena, "%lld", (long long)s->token_id);
+    pthread_mutex_unlock(&self->lock);
+    sr_db_t *db = n ? gatewayd_thread_db(gw) : NULL;
+    const char *params[] = {db ? sr_db_text_array(arena, ids, n) : ""};
+    PGresult *res = db ? sr_db_query(db,
+                                     "SELECT t.id, "
+                                     "(extract(epoch FROM u.updated_at) * "
+                                     "1000000)::bigint FROM access.tokens t JOIN access.users u "
+                                     "ON u.id = t.user_id WHERE t.id = ANY($1::bigint[]) AND "
+                                     "t.revoked_at IS NULL AND (t.expires_at IS NULL OR "
+                                     "t.expires_at > now()) AND NOT u.disabled",
+                                     1, params)
+                       : NULL;
+    if (res) { /* a database that does not answer ends nothing */
+        pthread_mutex_lock(&self->lock);
+        for (stream_t *s = self->streams; s; s = s->next) {
+            int valid = 0;
+            for (int r = 0; r < PQntuples(res) && !valid; r++)
+                valid = strtoll(PQgetvalue(res, r, 0), NULL, 10) == s->token_id &&
+                        strtoll(PQgetvalue(res, r, 1), NULL, 10) <= s->opened_us;
+            if (!valid) {
+                pthread_mutex_lock(&s->lock);
+                s_close(s);
+                pthread_mutex_unlock(&s->lock);
+            }
+        }
+        pthread_mutex_unlock(&self->lock);
+        PQclear(res);
     }
     sr_arena_reset(arena);
 }
 
-/* s_rooms_thread - refresh the room map now and every ROOMS_EVERY_MS until stopped */
-static void *s_rooms_thread(void *arg)
+void gatewayd_stream_forget(gatewayd_stream_t *self, int64_t token_id, int64_t user_id)
+{
+    if (!self)
+        return;
+    pthread_mutex_lock(&self->lock);
+    for (stream_t *s = self->streams; s; s = s->next)
+        if ((token_id && s->token_id == token_id) || (user_id && s->user_id == user_id)) {
+            pthread_mutex_lock(&s->lock);
+            s_close(s);
+            pthread_mutex_unlock(&s->lock);
+        }
+    pthread_mutex_unlock(&self->lock);
+}
+
+/* s_upkeep_thread - off the loop thread, since both ask other processes: the room map now and
+ * every ROOMS_EVERY_MS, the open streams' tokens every SR_GATEWAY_SSE_HEARTBEAT */
+static void *s_upkeep_thread(void *arg)
 {
     gatewayd_stream_t *self = arg;
+    int64_t rooms_due = 0, every = self->gw->cfg->heartbeat_ms;
     pthread_mutex_lock(&self->lock);
     while (!self->stopping) {
         pthread_mutex_unlock(&self->lock);
-        s_refresh_rooms(self);
+        if (sr_clock_mono_ms() >= rooms_due) {
+            s_refresh_rooms(self);
+            rooms_due = sr_clock_mono_ms() + ROOMS_EVERY_MS;
+        }
+        s_recheck(self);
         pthread_mutex_lock(&self->lock);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += ROOMS_EVERY_MS / 1000;
+        until.tv_sec += every / 1000;
+        until.tv_nsec += (every % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
         while (!self->stopping &&
-               pthread_cond_timedwait(&self->rooms_wake, &self->lock, &until) == 0)
+               pthread_cond_timedwait(&self->upkeep_wake, &self->lock, &until) == 0)
             ;
     }
     pthread_mutex_unlock(&self->lock);
@@ -423,6 +544,9 @@ static void s_discard(stream_t *s)
         free(s->prefixes[i]);
     if (s->principal)
         sr__principal__free_unpacked(s->principal, NULL);
+    for (size_t i = 0; i < s->npending; i++)
+        free(s->pending[i].text);
+    free(s->pending);
     pthread_mutex_destroy(&s->lock);
     free(s->buf);
     free(s);
@@ -474,50 +598,70 @@ static int s_prefixes(stream_t *s, const char *topics, char *err, size_t errlen)
     return 0;
 }
 
-/* s_catch_up - the outbox rows of source after seq into the stream (stream lock held) */
-static void s_catch_up(gatewayd_stream_t *self, stream_t *s, const char *source, uint64_t seq)
+/* s_catch_up - the outbox rows of source after seq into the stream, a row at a time under its
+ * lock (never across the reads); the last seq read, seq itself when there was nothing */
+static uint64_t s_catch_up(gatewayd_stream_t *self, stream_t *s, const char *source, uint64_t seq)
 {
     sr_db_t *db = gatewayd_thread_db(self->gw);
     if (!db)
-        return;
+        return seq;
     const char *params[] = {source};
     PGresult *res =
         sr_db_query(db, "SELECT to_regclass(quote_ident($1) || '.outbox') IS NOT NULL", 1, params);
     int exists = res && PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
     if (!exists)
-        return;
+        return seq;
     sr_outbox_sub_t *sub = sr_outbox_sub_new(db, s_on_outbox, s);
-    if (sr_outbox_sub_follow(sub, source, (int64_t)seq) == 0 && sr_outbox_sub_catch_up(sub) == 0)
+    uint64_t last = seq;
+    if (sr_outbox_sub_follow(sub, source, (int64_t)seq) == 0 && sr_outbox_sub_catch_up(sub) == 0) {
         sr_counter_add(self->resumed, sr_outbox_sub_stats(sub).delivered);
+        last = sr_outbox_sub_last(sub, source);
+    }
     sr_outbox_sub_destroy(&sub);
+    return last;
+}
+
+/* s_last_event_id - "<source>:<seq>" into its parts; -1 when it is not that. A source that is
+ * not a schema name cannot be resumed: source is left "" (live events only). */
+static int s_last_event_id(const char *id, char source[64], uint64_t *seq)
+{
+    source[0] = '\0';
+    *seq = 0;
+    if (!id || !id[0])
+        return 0;
+    const char *colon = strrchr(id, ':');
+    if (!colon || colon == id || (size_t)(colon - id) >= 64 || !colon[1])
+        return -1;
+    char *end;
+    *seq = strtoull(colon + 1, &end, 10);
+    if (*end || colon[1] == '-')
+        return -1;
+    memcpy(source, id, (size_t)(colon - id));
+    source[colon - id] = '\0';
+    if (!sr_migrate_schema_ok(source))
+        source[0] = '\0';
+    return 0;
 }
 
 struct MHD_Response *gatewayd_stream_open(gatewayd_stream_t *self, struct MHD_Connection *conn,
-                                          const Sr__Principal *principal, const char *topics,
-                                          const char *last_event_id, gw_http_out_t *out)
+                                          const Sr__Principal *principal, int64_t token_id,
+                                          const char *topics, const char *last_event_id,
+                                          gw_http_out_t *out)
 {
-    char err[200], source[64] = "";
-    unsigned long long seq = 0;
-    if (last_event_id && last_event_id[0]) {
-        const char *colon = strrchr(last_event_id, ':');
-        char *end;
-        if (colon && (size_t)(colon - last_event_id) < sizeof source)
-            seq = strtoull(colon + 1, &end, 10);
-        if (!colon || colon == last_event_id || (size_t)(colon - last_event_id) >= sizeof source ||
-            !colon[1] || *end) {
-            *out = gatewayd_error(400, "invalid_parameter", "Last-Event-ID",
-                                  "Last-Event-ID must be <source>:<seq> as the stream sent it");
-            return NULL;
-        }
-        memcpy(source, last_event_id, (size_t)(colon - last_event_id));
-        source[colon - last_event_id] = '\0';
-        if (!sr_migrate_schema_ok(source))
-            source[0] = '\0'; /* not an outbox source: nothing to resume, live events only */
+    char err[200], source[64];
+    uint64_t seq;
+    if (s_last_event_id(last_event_id, source, &seq) < 0) {
+        *out = gatewayd_error(400, "invalid_parameter", "Last-Event-ID",
+                              "Last-Event-ID must be <source>:<seq> as the stream sent it");
+        return NULL;
     }
     stream_t *s = sr_calloc(1, sizeof *s);
     s->hub = self;
     s->conn = conn;
+    s->token_id = token_id;
+    s->user_id = principal->user_id;
+    s->opened_us = sr_clock_now_us();
     pthread_mutex_init(&s->lock, NULL);
     if (s_prefixes(s, topics, err, sizeof err) < 0) {
         *out = gatewayd_error(400, "invalid_parameter", "topics", "%s", err);
@@ -530,31 +674,31 @@ struct MHD_Response *gatewayd_stream_open(gatewayd_stream_t *self, struct MHD_Co
     s->principal = sr__principal__unpack(NULL, plen, packed);
     free(packed);
     s_append(s, "retry: 3000\n: connected\n\n", 25);
-    if (source[0]) {
-        snprintf(s->seen[0].source, sizeof s->seen[0].source, "%s", source);
-        s->seen[0].seq = seq;
-        s->nseen = 1;
-        pthread_mutex_lock(&s->lock);
-        s_catch_up(self, s, source, seq);
-        pthread_mutex_unlock(&s->lock);
-    }
+    snprintf(s->source, sizeof s->source, "%s", source);
+    s->last_seq = seq;
+    uint64_t read_to = source[0] ? s_catch_up(self, s, source, seq) : 0;
     pthread_mutex_lock(&self->lock);
-    if (self->count >= (size_t)self->gw->cfg->max_streams) {
+    if (self->stopping || self->count >= (size_t)self->gw->cfg->max_streams) {
+        int stopping = self->stopping;
         pthread_mutex_unlock(&self->lock);
-        *out = gatewayd_error(503, "too_many_streams", NULL, "%lld streams are open already",
-                              (long long)self->gw->cfg->max_streams);
+        *out = stopping
+                   ? gatewayd_error(503, "stopping", NULL,
+                                    "the gateway is stopping; "
+                                    "reconnect to another instance")
+                   : gatewayd_error(503, "too_many_streams", NULL, "%lld streams are open already",
+                                    (long long)self->gw->cfg->max_streams);
         s_discard(s);
         return NULL;
     }
+    s->catching_up = source[0] != '\0';
     s->next = self->streams;
     self->streams = s;
     self->count++;
     sr_gauge_set(self->open, (double)self->count);
     pthread_mutex_unlock(&self->lock);
-    if (source[0]) { /* what was written between the first catch-up and joining the hub */
-        pthread_mutex_lock(&s->lock);
-        s_catch_up(self, s, source, s->seen[0].seq);
-        pthread_mutex_unlock(&s->lock);
+    if (source[0]) { /* what came between the first catch-up and joining the hub */
+        s_catch_up(self, s, source, read_to);
+        s_caught_up(s);
     }
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, READ_BLOCK, s_read, s, s_stream_free);
@@ -574,16 +718,17 @@ void gatewayd_stream_end_all(gatewayd_stream_t *self)
     if (!self)
         return;
     pthread_mutex_lock(&self->lock);
+    self->stopping = 1; /* no new streams from here on */
+    pthread_cond_broadcast(&self->upkeep_wake);
     for (stream_t *s = self->streams; s; s = s->next) {
         pthread_mutex_lock(&s->lock);
-        s->closed = 1;
-        s_resume(s);
+        s_close(s);
         pthread_mutex_unlock(&s->lock);
     }
     pthread_mutex_unlock(&self->lock);
     /* let the HTTP threads end them before the server stops (it must not stop with suspended
      * connections) */
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < 200; i++) {
         pthread_mutex_lock(&self->lock);
         size_t left = self->count;
         pthread_mutex_unlock(&self->lock);
@@ -601,7 +746,7 @@ gatewayd_stream_t *gatewayd_stream_new(gatewayd_t *gw)
     self->gw = gw;
     pthread_mutex_init(&self->lock, NULL);
     pthread_mutex_init(&self->rooms_lock, NULL);
-    pthread_cond_init(&self->rooms_wake, NULL);
+    pthread_cond_init(&self->upkeep_wake, NULL);
     self->rooms = sr_calloc(ROOM_SLOTS, sizeof *self->rooms);
     self->arena = sr_arena_new(65536);
     self->rooms_down = (sr_complaint_t)SR_COMPLAINT_INIT("gateway.rooms");
@@ -621,11 +766,11 @@ gatewayd_stream_t *gatewayd_stream_new(gatewayd_t *gw)
             0 ||
         (self->beat_timer = sr_loop_add_timer(sr_service_loop(svc), gw->cfg->heartbeat_ms, 1,
                                               s_on_beat, self)) <= 0 ||
-        pthread_create(&self->rooms_thread, NULL, s_rooms_thread, self) != 0) {
+        pthread_create(&self->upkeep_thread, NULL, s_upkeep_thread, self) != 0) {
         gatewayd_stream_destroy(&self);
         return NULL;
     }
-    self->rooms_started = 1;
+    self->upkeep_started = 1;
     return self;
 }
 
@@ -634,12 +779,12 @@ void gatewayd_stream_destroy(gatewayd_stream_t **self_p)
     gatewayd_stream_t *self = *self_p;
     if (!self)
         return;
-    if (self->rooms_started) {
+    if (self->upkeep_started) {
         pthread_mutex_lock(&self->lock);
         self->stopping = 1;
-        pthread_cond_broadcast(&self->rooms_wake);
+        pthread_cond_broadcast(&self->upkeep_wake);
         pthread_mutex_unlock(&self->lock);
-        pthread_join(self->rooms_thread, NULL);
+        pthread_join(self->upkeep_thread, NULL);
     }
     sr_loop_t *loop = sr_service_loop(self->gw->svc);
     if (self->beat_timer > 0)
@@ -650,7 +795,7 @@ void gatewayd_stream_destroy(gatewayd_stream_t **self_p)
     }
     sr_arena_destroy(&self->arena);
     free(self->rooms);
-    pthread_cond_destroy(&self->rooms_wake);
+    pthread_cond_destroy(&self->upkeep_wake);
     pthread_mutex_destroy(&self->rooms_lock);
     pthread_mutex_destroy(&self->lock);
     free(self);

@@ -201,6 +201,8 @@ typedef struct {
     Sr__Status status;
 } put_t;
 
+/* s_put_tx - version 0 inserts (a room that exists already is a conflict, even when another
+ * instance inserts it at the same moment); a version updates only that version of the row */
 static int s_put_tx(sr_db_t *db, void *arg)
 {
     put_t *pt = arg;
@@ -216,23 +218,33 @@ static int s_put_tx(sr_db_t *db, void *arg)
         pt->status = s_not_found(call, in->platform, in->room_id);
         return -1;
     }
-    int64_t have = pt->before ? pt->before->version : 0;
-    if (have != in->version) {
-        pt->status = sr_rpc_fail(call, SR__STATUS__STATUS_CONFLICT, "version_conflict", "version",
-                                 "room %.20s:%.128s is at version %lld, not %lld", in->platform,
-                                 in->room_id, (long long)have, (long long)in->version);
-        return -1;
-    }
-    const char *params[] = {in->platform, in->room_id, in->region, in->name};
-    PGresult *res = sr_db_query(
-        db,
-        "INSERT INTO metrics.rooms (platform, room_id, region, name) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (platform, room_id) DO UPDATE SET region = EXCLUDED.region, name = "
-        "EXCLUDED.name, version = metrics.rooms.version + 1, updated_at = now() "
-        "RETURNING " ROOM_COLS,
-        4, params);
+    const char *params[] = {in->platform, in->room_id, in->region, in->name,
+                            s_num(call->arena, in->version)};
+    PGresult *res =
+        in->version == 0
+            ? sr_db_query(
+                  db,
+                  "INSERT INTO metrics.rooms (platform, room_id, region, name) VALUES ($1, "
+                  "$2, $3, $4) ON CONFLICT (platform, room_id) DO NOTHING RETURNING " ROOM_COLS,
+                  4, params)
+            : sr_db_query(db,
+                          "UPDATE metrics.rooms SET region = $3, name = $4, version = version + 1, "
+                          "updated_at = now() WHERE platform = $1 AND room_id = $2 AND version = "
+                          "$5::bigint RETURNING " ROOM_COLS,
+                          5, params);
     if (!res) {
         pt->status = s_db_fail(call);
+        return -1;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        if (!pt->before && in->version != 0)
+            pt->status = s_not_found(call, in->platform, in->room_id);
+        else
+            pt->status = sr_rpc_fail(
+                call, SR__STATUS__STATUS_CONFLICT, "version_conflict", "version",
+                "room %.20s:%.128s is at version %lld, not %lld", in->platform, in->room_id,
+                (long long)(pt->before ? pt->before->version : 1), (long long)in->version);
         return -1;
     }
     pt->after = s_row(call->arena, res, 0);

@@ -380,6 +380,9 @@ static void test_region_isolation(void **state)
                                  "{\"region\":\"east\",\"name\":\"东区一号\"}", 200));
     json_decref(sr_test_api_json(&s_fx.gw, "PUT", "/rooms/douyin/7300002", s_fx.admin,
                                  "{\"region\":\"south\",\"name\":\"南区一号\"}", 200));
+    s_expect("PUT", "/rooms/douyin/7300001", s_fx.admin, "{\"region\":\"south\"}", 409,
+             "{\"error\":{\"code\":\"version_conflict\",\"message\":\"room douyin:7300001 is "
+             "at version 1, not 0\",\"field\":\"version\"}}");
     s_expect("GET", "/rooms/douyin/7300002", op, NULL, 404,
              "{\"error\":{\"code\":\"not_found\",\"message\":\"no room douyin:7300002\","
              "\"field\":\"room_id\"}}");
@@ -491,6 +494,27 @@ static void test_tokens(void **state)
     free(other);
     s_expect("POST", "/auth/logout", session, NULL, 200, "{}");
     s_expect("GET", "/me", session, NULL, 401, NULL);
+    /* a new password ends the user's sessions and API tokens; a body id equal to the path's is
+     * fine as a number too */
+    char *again = s_login_as("scripter");
+    json_t *api2 =
+        sr_test_api_json(&s_fx.gw, "POST", "/tokens", again, "{\"name\":\"second\"}", 201);
+    json_t *me2 = sr_test_api_json(&s_fx.gw, "GET", "/me", again, NULL, 200);
+    long long uid = sr_test_json_int(me2, "id");
+    char *upath = sr_asprintf("/users/%lld", uid);
+    json_t *u = sr_test_api_json(&s_fx.gw, "GET", upath, s_fx.admin, NULL, 200);
+    char *body = sr_asprintf("{\"id\":%lld,\"version\":\"%lld\",\"password\":\"fresh-password-9\"}",
+                             uid, sr_test_json_int(u, "version"));
+    json_decref(sr_test_api_json(&s_fx.gw, "PATCH", upath, s_fx.admin, body, 200));
+    s_expect("GET", "/me", again, NULL, 401, NULL);
+    s_expect("GET", "/me", sr_test_json_str(api2, "token"), NULL, 401, NULL);
+    free(sr_test_login(&s_fx.gw, "scripter", "fresh-password-9"));
+    json_decref(u);
+    json_decref(me2);
+    json_decref(api2);
+    free(body);
+    free(upath);
+    free(again);
     json_decref(made);
     free(path);
     free(session);
@@ -531,7 +555,7 @@ static void test_expiry_and_rates(void **state)
     assert_non_null(r.retry_after);
     assert_true(atoi(r.retry_after) >= 1);
     assert_string_equal(r.body, "{\"error\":{\"code\":\"rate_limited\",\"message\":\"more than 1 "
-                                "requests per second with this token\"}}");
+                                "requests per second\"}}");
     sr_test_reply_free(&r);
     sr_test_sleep_ms(2500);
     assert_int_equal(sr_test_api(&gw, "GET", "/me", token, NULL, NULL), 401); /* expired */

@@ -2,6 +2,7 @@
  * read from a plain socket as a browser would: a published event arrives; a stream sees only
  * its topics and its regions; Last-Event-ID replays what came while the browser was away and
  * nothing twice; idle streams get heartbeats; bad topics and missing tokens are refused; a
+ * revoked token ends its stream; a
  * browser that stops reading is dropped and counted while the gateway goes on serving. Needs
  * the SR_TEST_* environment (tests/run.sh). */
 #include "rooms.pb-c.h"
@@ -225,6 +226,24 @@ static void test_heartbeat_and_refusals(void **state)
     s_close(&s);
 }
 
+/* a stream ends when its token is revoked (the browser must log in again) */
+static void test_revoked_token_ends_stream(void **state)
+{
+    (void)state;
+    char *token = sr_test_login(&s_fx.gw, "east-op", "east-op-password");
+    sse_t s;
+    assert_int_equal(s_open(&s, "topics=region.", token, NULL, 0), 200);
+    assert_true(s_wait(&s, ": connected", 3000));
+    json_decref(sr_test_api_json(&s_fx.gw, "POST", "/auth/logout", token, NULL, 200));
+    int64_t end = s_now_ms() + 3000;
+    ssize_t n = 1;
+    while (n != 0 && s_now_ms() < end)
+        n = s_read_some(&s, 200);
+    assert_int_equal(n, 0); /* the gateway closed it */
+    s_close(&s);
+    free(token);
+}
+
 /* a browser that stops reading: dropped once it is SR_GATEWAY_SSE_QUEUE behind, counted */
 static void test_slow_browser(void **state)
 {
@@ -268,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_delivery_and_regions),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_heartbeat_and_refusals),
+        cmocka_unit_test(test_revoked_token_ends_stream),
         cmocka_unit_test(test_slow_browser),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
