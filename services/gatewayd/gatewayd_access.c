@@ -537,15 +537,11 @@ static int s_tx_run(sr_rpc_call_t *call, const ProtobufCMessage *in, int (*fn)(s
     return tx->status == SR__STATUS__STATUS_OK ? 0 : -1;
 }
 
-static int s_region_create_tx(sr_db_t *db, void *arg)
+/* s_region_write - run a statement that returns the region row, keep it, and put its event */
+static int s_region_write(tx_t *tx, sr_db_t *db, const char *sql, const char *const *params,
+                          const char *topic)
 {
-    tx_t *tx = arg;
-    const Sr__RegionCreate *in = (const Sr__RegionCreate *)tx->in;
-    const char *params[] = {in->code, in->name};
-    PGresult *res = sr_db_query(db,
-                                "INSERT INTO access.regions (code, name) VALUES ($1, $2) "
-                                "RETURNING " REGION_COLS,
-                                2, params);
+    PGresult *res = sr_db_query(db, sql, 2, params);
     if (!res) {
         tx->status = s_db_fail(tx->call, db, "region");
         return -1;
@@ -553,7 +549,18 @@ static int s_region_create_tx(sr_db_t *db, void *arg)
     Sr__Region *r = s_region_row(tx->call->arena, res, 0);
     PQclear(res);
     tx->result = &r->base;
-    return s_event(tx->call, "region.created", &r->base);
+    return s_event(tx->call, topic, &r->base);
+}
+
+static int s_region_create_tx(sr_db_t *db, void *arg)
+{
+    tx_t *tx = arg;
+    const Sr__RegionCreate *in = (const Sr__RegionCreate *)tx->in;
+    const char *params[] = {in->code, in->name};
+    return s_region_write(tx, db,
+                          "INSERT INTO access.regions (code, name) VALUES ($1, $2) "
+                          "RETURNING " REGION_COLS,
+                          params, "region.created");
 }
 
 static Sr__Status s_region_create(sr_rpc_call_t *call, const ProtobufCMessage *request,
@@ -598,18 +605,10 @@ static int s_region_update_tx(sr_db_t *db, void *arg)
     }
     int name = s_has_mask(in->update_mask, in->n_update_mask, "name");
     const char *params[] = {s_num(tx->call->arena, in->id), name ? in->name : rt->before->name};
-    PGresult *res = sr_db_query(db,
-                                "UPDATE access.regions SET name = $2, version = version + 1, "
-                                "updated_at = now() WHERE id = $1 RETURNING " REGION_COLS,
-                                2, params);
-    if (!res) {
-        tx->status = s_db_fail(tx->call, db, "region");
-        return -1;
-    }
-    Sr__Region *r = s_region_row(tx->call->arena, res, 0);
-    PQclear(res);
-    tx->result = &r->base;
-    return s_event(tx->call, "region.updated", &r->base);
+    return s_region_write(tx, db,
+                          "UPDATE access.regions SET name = $2, version = version + 1, "
+                          "updated_at = now() WHERE id = $1 RETURNING " REGION_COLS,
+                          params, "region.updated");
 }
 
 static Sr__Status s_region_update(sr_rpc_call_t *call, const ProtobufCMessage *request,
