@@ -114,3 +114,16 @@ int sr_principal_sees_region(const Sr__Principal *principal, const char *region)
             return 1;
     return 0;
 }
+
+int sr_region_code_ok(const char *code)
+{
+    size_t n = code ? strlen(code) : 0;
+    if (n < 1 || n > 32 ||
+        !((code[0] >= 'a' && code[0] <= 'z') || (code[0] >= '0' && code[0] <= '9')))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!((code[i] >= 'a' && code[i] <= 'z') || (code[i] >= '0' && code[i] <= '9') ||
+              code[i] == '_' || code[i] == '-'))
+            return 0;
+    return 1;
+}

@@ -49,6 +49,10 @@ int sr_perm_allows(const Sr__Principal *principal, const char *action);
 /* sr_perm_authorize - sr_perm_allows as an sr_rpc_authorize_fn (state unused) */
 int sr_perm_authorize(const Sr__Principal *principal, const char *action, void *state);
 
+/* sr_region_code_ok - 1 for a region code: 1 to 32 of a-z 0-9 _ -, starting with a letter or
+ * digit (the gateway's regions, and every record that names one) */
+int sr_region_code_ok(const char *code);
+
 /* sr_principal_is_hq - 1 when the principal holds an HQ role and so sees every region */
 int sr_principal_is_hq(const Sr__Principal *principal);
 /* sr_principal_sees_region - 1 when the principal may see a record of region (a region code;

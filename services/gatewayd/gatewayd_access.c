@@ -102,18 +102,6 @@ static size_t s_utf8_chars(const char *s)
     return n;
 }
 
-static int s_code_ok(const char *code)
-{
-    size_t n = strlen(code);
-    if (n < 1 || n > 32 ||
-        !((code[0] >= 'a' && code[0] <= 'z') || (code[0] >= '0' && code[0] <= '9')))
-        return 0;
-    for (const char *p = code; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
-            return 0;
-    return 1;
-}
-
 static int s_name_ok(const char *name)
 {
     size_t n = strlen(name);
@@ -510,7 +498,7 @@ static Sr__Status s_region_list(sr_rpc_call_t *call, const ProtobufCMessage *req
 
 static Sr__Status s_region_check(sr_rpc_call_t *call, const char *code, const char *name)
 {
-    if (code && !s_code_ok(code))
+    if (code && !sr_region_code_ok(code))
         return sr_rpc_fail(call, SR__STATUS__STATUS_BAD_REQUEST, "invalid", "code",
                            "code must be 1 to 32 of a-z 0-9 _ -, starting with a letter or digit");
     if (name && (!name[0] || s_utf8_chars(name) > 100))

@@ -33,6 +33,7 @@
 #include "sr_outbox.h"
 #include "sr_pbjson.h"
 #include "sr_perm.h"
+#include "sr_platform.h"
 
 #include <microhttpd.h>
 #include <pthread.h>
@@ -109,19 +110,6 @@ static const char *s_topic_action(const char *topic)
                                              : "rooms.read";
 }
 
-/* s_platform_name - "douyin" for PLATFORM_DOUYIN */
-static const char *s_platform_name(int platform, char *out, size_t size)
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&sr__platform__descriptor, platform);
-    const char *name = v ? v->name : "PLATFORM_UNSPECIFIED";
-    size_t n = 0;
-    for (const char *p = name + strlen("PLATFORM_"); *p && n + 1 < size; p++)
-        out[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-    out[n] = '\0';
-    return out;
-}
-
 static size_t s_room_slot(const char *key)
 {
     return (size_t)(sr_hash_fnv1a_str(key) & (ROOM_SLOTS - 1));
@@ -166,8 +154,7 @@ typedef struct {
 } regions_t;
 
 /* s_regions - the regions an event belongs to (takes rooms_lock for room numbers) */
-static void s_regions(gatewayd_stream_t *self, const char *topic, const ProtobufCMessage *p,
-                      regions_t *out)
+static void s_regions(gatewayd_stream_t *self, const ProtobufCMessage *p, regions_t *out)
 {
     out->n = 0;
     if (!p)
@@ -193,12 +180,11 @@ static void s_regions(gatewayd_stream_t *self, const char *topic, const Protobuf
                                ? ((const Sr__OrderEvent *)p)->room_id
                                : ((const Sr__InteractionEvent *)p)->room_id;
         pthread_mutex_lock(&self->rooms_lock);
-        s_room_region(self, s_platform_name(plat, platform, sizeof platform), room,
+        s_room_region(self, sr_platform_name(plat, platform, sizeof platform), room,
                       out->room_region, sizeof out->room_region);
         pthread_mutex_unlock(&self->rooms_lock);
         out->regions[out->n++] = out->room_region;
     }
-    (void)topic;
 }
 
 static int s_wants(const stream_t *s, const char *topic, const regions_t *regions)
@@ -310,7 +296,7 @@ static void s_on_outbox(void *arg, const char *topic, const Sr__Envelope *env,
 {
     stream_t *s = arg;
     regions_t regions;
-    s_regions(s->hub, topic, payload, &regions);
+    s_regions(s->hub, payload, &regions);
     pthread_mutex_lock(&s->lock);
     s_offer_locked(s, topic, env, payload, &regions, 0);
     pthread_mutex_unlock(&s->lock);
@@ -355,7 +341,7 @@ static void s_on_bus(void *arg)
         }
         pthread_mutex_lock(&self->lock);
         regions_t regions;
-        s_regions(self, msg.topic, msg.payload, &regions);
+        s_regions(self, msg.payload, &regions);
         for (stream_t *s = self->streams; s; s = s->next) {
             pthread_mutex_lock(&s->lock);
             s_offer_locked(s, msg.topic, msg.envelope, msg.payload, &regions, 1);

@@ -15,6 +15,7 @@
 #include "sr_log.h"
 #include "sr_outbox.h"
 #include "sr_perm.h"
+#include "sr_platform.h"
 #include "sr_rpc.h"
 
 #include <stdio.h>
@@ -36,39 +37,15 @@ static const char *s_num(sr_arena_t *arena, int64_t v)
     return sr_arena_printf(arena, "%lld", (long long)v);
 }
 
-/* s_platform - the Platform enum value of a lower-case name, 0 when there is none */
-static int s_platform(const char *name)
-{
-    const ProtobufCEnumDescriptor *d = &sr__platform__descriptor;
-    for (unsigned i = 0; i < d->n_values; i++) {
-        const char *v = d->values[i].name + strlen("PLATFORM_");
-        size_t n = strlen(v);
-        if (d->values[i].value == 0 || strlen(name) != n)
-            continue;
-        size_t k = 0;
-        while (k < n && name[k] == (char)(v[k] >= 'A' && v[k] <= 'Z' ? v[k] - 'A' + 'a' : v[k]))
-            k++;
-        if (k == n)
-            return d->values[i].value;
-    }
-    return 0;
-}
-
+/* s_region_ok - a region code, or "" for a room of no region */
 static int s_region_ok(const char *code)
 {
-    size_t n = strlen(code);
-    if (n > 32)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((code[i] >= 'a' && code[i] <= 'z') || (code[i] >= '0' && code[i] <= '9') ||
-              (i > 0 && (code[i] == '_' || code[i] == '-'))))
-            return 0;
-    return 1;
+    return !code[0] || sr_region_code_ok(code);
 }
 
 static Sr__Status s_check_key(sr_rpc_call_t *call, const char *platform, const char *room_id)
 {
-    if (!s_platform(platform))
+    if (!sr_platform_parse(platform))
         return sr_rpc_fail(call, SR__STATUS__STATUS_BAD_REQUEST, "invalid", "platform",
                            "platform must be channels, douyin, kuaishou or taobao");
     if (!room_id[0] || strlen(room_id) > 128 || !ingestd_utf8_ok(room_id))
@@ -148,7 +125,7 @@ static Sr__Status s_list(sr_rpc_call_t *call, const ProtobufCMessage *request,
 {
     const Sr__RoomList *in = (const Sr__RoomList *)request;
     const Sr__Principal *p = call->principal;
-    if (in->platform[0] && !s_platform(in->platform))
+    if (in->platform[0] && !sr_platform_parse(in->platform))
         return sr_rpc_fail(call, SR__STATUS__STATUS_BAD_REQUEST, "invalid", "platform",
                            "platform must be channels, douyin, kuaishou or taobao");
     char *key = "";
@@ -305,7 +282,7 @@ static Sr__Status s_minutes(sr_rpc_call_t *call, const ProtobufCMessage *request
         return sr_rpc_fail(call, SR__STATUS__STATUS_BAD_REQUEST, "invalid", "cursor",
                            "not a cursor this list gave out");
     int limit = in->limit > 0 && in->limit <= LIMIT_MAX ? in->limit : LIMIT_DEFAULT;
-    const char *params[] = {s_num(call->arena, s_platform(in->platform)),
+    const char *params[] = {s_num(call->arena, sr_platform_parse(in->platform)),
                             in->room_id,
                             s_num(call->arena, in->since_us),
                             s_num(call->arena, in->until_us),

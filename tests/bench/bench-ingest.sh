@@ -32,60 +32,14 @@ pg_settings=(
 )
 shared_buffers=1GB
 
-tmp=$(mktemp -d /tmp/sr-bench-ingest.XXXXXX)
-chmod 755 "$tmp"
-pids=()
-
-cleanup() {
-  local rc=$? pid
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  "$root/deploy/pg.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
-  if [ "$rc" -ne 0 ]; then
-    echo "bench-ingest: failed (rc=$rc); last log lines:" >&2
-    tail -n 5 "$tmp"/*.log "$tmp"/pg/postgres.log >&2 2>/dev/null || true
-  fi
-  local real
-  real=$(realpath -m "$tmp/pg")
-  [ "$real" != "$tmp/pg" ] && rm -rf "$real"
-  rm -rf "$tmp"
-  exit "$rc"
-}
-trap cleanup EXIT INT TERM
-
-# wait_http URL - 0 once URL answers 200, within 15 s
-wait_http() {
-  for _ in $(seq 1 150); do
-    curl -fs -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  echo "bench-ingest: $1 did not answer" >&2
-  return 1
-}
-
-# wait_log FILE TEXT - 0 once TEXT is in FILE, within 15 s
-wait_log() {
-  for _ in $(seq 1 150); do
-    grep -q "$2" "$1" && return 0
-    sleep 0.1
-  done
-  echo "bench-ingest: no $2 in $1" >&2
-  return 1
-}
+bench=bench-ingest
+. "$root/tests/bench/bench-lib.sh"
 
 for bin in sr-busd sr-ingestd; do
   [ -x "$build/bin/$bin" ] || { echo "bench-ingest: $build/bin/$bin missing (make all)" >&2; exit 1; }
 done
 [ -x "$build/tests/bench/bench_ingest" ] || { echo "bench-ingest: bench_ingest missing" >&2; exit 1; }
 
-free_port() { "$root/deploy/free-port.sh"; }
 pg_port=$(free_port)
 SR_PG_SHARED_BUFFERS=$shared_buffers "$root/deploy/pg.sh" start "$tmp/pg" "$pg_port" >/dev/null
 psql=("$PGBIN/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d showrunner -qAtX -v ON_ERROR_STOP=1)

@@ -17,33 +17,10 @@ conns=${SR_BENCH_CONNECTIONS:-64}
 secs=${SR_BENCH_SECONDS:-10}
 threads=${SR_GATEWAY_THREADS:-4}
 access_log=${SR_GATEWAY_ACCESS_LOG:-on}
-tmp=$(mktemp -d /tmp/sr-bench-me.XXXXXX)
-chmod 755 "$tmp"
-pids=()
-
-cleanup() {
-  local rc=$? pid
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  "$root/deploy/pg.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
-  [ "$rc" -ne 0 ] && tail -n 5 "$tmp"/*.log >&2 2>/dev/null
-  local real
-  real=$(realpath -m "$tmp/pg")
-  [ "$real" != "$tmp/pg" ] && rm -rf "$real"
-  rm -rf "$tmp"
-  exit "$rc"
-}
-trap cleanup EXIT INT TERM
-
-wait_http() {
-  for _ in $(seq 1 150); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
-  echo "bench-me: $1 did not answer" >&2
-  return 1
-}
+bench=bench-me
+. "$root/tests/bench/bench-lib.sh"
 
 command -v wrk >/dev/null || { echo "bench-me: wrk missing (make deps)" >&2; exit 1; }
-free_port() { "$root/deploy/free-port.sh"; }
 pg_port=$(free_port)
 "$root/deploy/pg.sh" start "$tmp/pg" "$pg_port" >/dev/null
 export SR_DB_URL=$("$root/deploy/pg.sh" url "$pg_port")

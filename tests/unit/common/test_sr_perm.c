@@ -78,12 +78,26 @@ static void test_regions(void **state)
     assert_false(sr_principal_sees_region(&none, "east"));
 }
 
+static void test_region_codes(void **state)
+{
+    (void)state;
+    const char *good[] = {"east", "1st", "south-china", "a_b", "abcdefghijklmnopqrstuvwxyz012345"};
+    const char *bad[] = {"",      "East", "-east", "_east",
+                         "ea st", "华东", "east!", "abcdefghijklmnopqrstuvwxyz0123456",
+                         NULL};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(sr_region_code_ok(good[i]));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(sr_region_code_ok(bad[i]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roles),
         cmocka_unit_test(test_matrix),
         cmocka_unit_test(test_regions),
+        cmocka_unit_test(test_region_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
