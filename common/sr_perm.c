@@ -38,6 +38,12 @@ static const sr_perm_t s_matrix[] = {
     {"rooms.read", ALL, "read live rooms and their per-minute numbers (one's regions)"},
     {"rooms.write", HQ | R(SR_ROLE_OPERATOR), "register rooms and assign them to a region"},
     {"stream.read", ALL, "live events over SSE (one's regions)"},
+    {"projects.read", ALL,
+     "read projects, shows, tasks, templates, kanban and Gantt (one's regions)"},
+    {"projects.plan", HQ | R(SR_ROLE_OPERATOR),
+     "plan: create and change projects, shows, tasks, dependencies, templates, recurring tasks"},
+    {"tasks.work", ALL & ~(R(SR_ROLE_FINANCE) | R(SR_ROLE_VIEWER)),
+     "change the status, checklist and comments of tasks assigned to oneself"},
 };
 
 #define MATRIX_ROWS (sizeof s_matrix / sizeof s_matrix[0])

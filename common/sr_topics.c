@@ -8,6 +8,7 @@
 #include "access.pb-c.h"
 #include "metrics.pb-c.h"
 #include "rooms.pb-c.h"
+#include "tasks.pb-c.h"
 
 #include <string.h>
 
@@ -28,6 +29,15 @@ static const sr_topic_t s_topics[] = {
     {"user.updated", &sr__user__descriptor, "a user's roles, regions or state changed"},
     {"room.registered", &sr__room__descriptor,
      "a room was registered, renamed or moved to a region"},
+    {"project.changed", &sr__project__descriptor,
+     "a project was created or changed (status moves included)"},
+    {"session.changed", &sr__show__descriptor, "a show was scheduled or changed"},
+    {"session.ended", &sr__show__descriptor, "a show went from live to ended"},
+    {"task.changed", &sr__task__descriptor,
+     "a task was created or changed (checklist and dependencies included)"},
+    {"task.due_soon", &sr__task_reminder__descriptor,
+     "an open task came within SR_TASK_DUE_SOON of its due time"},
+    {"task.overdue", &sr__task_reminder__descriptor, "an open task passed its due time"},
 };
 
 #define TOPIC_COUNT (sizeof s_topics / sizeof s_topics[0])

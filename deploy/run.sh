@@ -89,6 +89,8 @@ start() {
   export SR_INGEST_SPOOL_DIR=${SR_INGEST_SPOOL_DIR:-$var/spool}
   export SR_INGEST_RPC_BIND=${SR_INGEST_RPC_BIND:-tcp://127.0.0.1:$((7640 + offset))}
   export SR_GATEWAY_METRICS_RPC=${SR_GATEWAY_METRICS_RPC:-tcp://127.0.0.1:$((7640 + offset))}
+  export SR_TASK_RPC_BIND=${SR_TASK_RPC_BIND:-tcp://127.0.0.1:$((7661 + offset))}
+  export SR_GATEWAY_TASKS_RPC=${SR_GATEWAY_TASKS_RPC:-tcp://127.0.0.1:$((7661 + offset))}
   export SR_GATEWAY_BIND=${SR_GATEWAY_BIND:-127.0.0.1:$((7680 + offset))}
   if [ -x "$bin/sr-simd" ]; then # ingestd polls every room the simulator plays
     export SR_INGEST_PLATFORM_URL=${SR_INGEST_PLATFORM_URL:-http://127.0.0.1:$SR_SIMD_PORT}

@@ -50,6 +50,7 @@ typedef struct {
     int64_t login_window_ms; /* SR_GATEWAY_LOGIN_WINDOW */
     int64_t rpc_timeout_ms;  /* SR_GATEWAY_RPC_TIMEOUT */
     char *metrics_rpc;       /* SR_GATEWAY_METRICS_RPC: sr-ingestd's RPC endpoint */
+    char *tasks_rpc;         /* SR_GATEWAY_TASKS_RPC: sr-taskd's RPC endpoint */
     int64_t heartbeat_ms;    /* SR_GATEWAY_SSE_HEARTBEAT */
     int64_t stream_queue; /* SR_GATEWAY_SSE_QUEUE: bytes queued per stream before it is dropped */
     int64_t max_streams;  /* SR_GATEWAY_SSE_MAX */
@@ -88,7 +89,13 @@ struct gatewayd_t {
 /* --- gatewayd_call: per-thread resources and the calls -------------------------------------- */
 
 /* the owners of routes: the gateway itself, or a daemon reached over RPC */
-typedef enum { GW_SVC_ACCESS = 0, GW_SVC_METRICS, GW_SVC_STREAM, GW_SERVICES } gw_service_t;
+typedef enum {
+    GW_SVC_ACCESS = 0,
+    GW_SVC_METRICS,
+    GW_SVC_TASKS,
+    GW_SVC_STREAM,
+    GW_SERVICES
+} gw_service_t;
 
 typedef struct {
     sr_db_t *db;                           /* this thread's connection, NULL until first use */

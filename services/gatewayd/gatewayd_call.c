@@ -33,7 +33,7 @@ static gatewayd_thread_t **s_all;
 static size_t s_count;
 static sr_complaint_t s_db_down = SR_COMPLAINT_INIT("gateway.db");
 
-static const char *s_service_names[GW_SERVICES] = {"access", "metrics", "stream"};
+static const char *s_service_names[GW_SERVICES] = {"access", "metrics", "tasks", "stream"};
 
 const char *gatewayd_service_name(gw_service_t service)
 {
@@ -107,7 +107,9 @@ static gw_result_t s_fail(sr_arena_t *arena, Sr__Status status, const char *code
 /* s_endpoint - where a remote service answers */
 static const char *s_endpoint(const gatewayd_t *gw, gw_service_t service)
 {
-    return service == GW_SVC_METRICS ? gw->cfg->metrics_rpc : "";
+    return service == GW_SVC_METRICS ? gw->cfg->metrics_rpc
+           : service == GW_SVC_TASKS ? gw->cfg->tasks_rpc
+                                     : "";
 }
 
 gw_result_t gatewayd_call(gatewayd_t *gw, gw_service_t service, const char *method,

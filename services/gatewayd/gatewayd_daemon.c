@@ -48,6 +48,9 @@ const sr_config_entry_t gatewayd_config[] = {
      "how long a call to an owning service may take before 503"},
     {"SR_GATEWAY_METRICS_RPC", SR_CFG_STR, "tcp://127.0.0.1:7640", 0, 0, OFF(metrics_rpc),
      "sr-ingestd's RPC endpoint (SR_INGEST_RPC_BIND) for the /api/v1/rooms routes"},
+    {"SR_GATEWAY_TASKS_RPC", SR_CFG_STR, "tcp://127.0.0.1:7661", 0, 0, OFF(tasks_rpc),
+     "sr-taskd's RPC endpoint (SR_TASK_RPC_BIND) for the projects, shows, tasks and templates "
+     "routes"},
     {"SR_GATEWAY_SSE_HEARTBEAT", SR_CFG_DURATION, "15s", 100, 600000, OFF(heartbeat_ms),
      "a comment line goes to each idle stream this often"},
     {"SR_GATEWAY_SSE_QUEUE", SR_CFG_SIZE, "1M", 4096, 268435456, OFF(stream_queue),
@@ -76,11 +79,14 @@ int gatewayd_check_config(const void *config, char *err, size_t errlen)
         snprintf(err, errlen, "SR_GATEWAY_ACCESS_LOG: must be on or off");
         return -1;
     }
-    if (strncmp(cfg->metrics_rpc, "tcp://", 6) != 0 &&
-        strncmp(cfg->metrics_rpc, "ipc://", 6) != 0) {
-        snprintf(err, errlen, "SR_GATEWAY_METRICS_RPC: must be a tcp:// or ipc:// endpoint");
-        return -1;
-    }
+    const char *const endpoints[][2] = {{"SR_GATEWAY_METRICS_RPC", cfg->metrics_rpc},
+                                        {"SR_GATEWAY_TASKS_RPC", cfg->tasks_rpc}};
+    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++)
+        if (strncmp(endpoints[i][1], "tcp://", 6) != 0 &&
+            strncmp(endpoints[i][1], "ipc://", 6) != 0) {
+            snprintf(err, errlen, "%s: must be a tcp:// or ipc:// endpoint", endpoints[i][0]);
+            return -1;
+        }
     return 0;
 }
 

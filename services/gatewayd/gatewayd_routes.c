@@ -14,6 +14,7 @@
 #include "gatewayd.h"
 
 #include "rooms.pb-c.h"
+#include "tasks.pb-c.h"
 #include "sr_alloc.h"
 #include "sr_log.h"
 #include "sr_pbjson.h"
@@ -31,6 +32,10 @@
 #define ACCESS(m, p, rpc, req, rep, perm, flags, summary)                                          \
     {                                                                                              \
         m, p, GW_SVC_ACCESS, rpc, D(req), D(rep), perm, flags, summary                             \
+    }
+#define TASKS(m, p, rpc, req, rep, perm, flags, summary)                                           \
+    {                                                                                              \
+        m, p, GW_SVC_TASKS, rpc, D(req), D(rep), perm, flags, summary                              \
     }
 #define METRICS(m, p, rpc, req, rep, perm, flags, summary)                                         \
     {                                                                                              \
@@ -79,6 +84,71 @@ const gw_route_t gatewayd_routes[] = {
     METRICS("GET", "/api/v1/rooms/{platform}/{room_id}/minutes", "metrics.room.minutes",
             room_minutes_request, room_minutes_page, "rooms.read", 0,
             "A room's numbers per minute"),
+    TASKS("GET", "/api/v1/projects", "tasks.project.list", project_list, project_page,
+          "projects.read", 0, "List projects (campaigns)"),
+    TASKS("POST", "/api/v1/projects", "tasks.project.create", project_create, project,
+          "projects.plan", GW_MUTATION | GW_CREATED, "Create a project"),
+    TASKS("GET", "/api/v1/projects/{id}", "tasks.project.get", task_id, project, "projects.read", 0,
+          "Read a project"),
+    TASKS("PATCH", "/api/v1/projects/{id}", "tasks.project.update", project_update, project,
+          "projects.plan", GW_MUTATION | GW_MASK, "Change a project or move its status"),
+    TASKS("GET", "/api/v1/projects/{project_id}/tasks", "tasks.task.list", task_list, task_page,
+          "projects.read", 0, "List a project's tasks"),
+    TASKS("GET", "/api/v1/projects/{id}/kanban", "tasks.project.kanban", task_id, kanban,
+          "projects.read", 0, "A project's tasks by status, with WIP limits"),
+    TASKS("GET", "/api/v1/projects/{id}/gantt", "tasks.project.gantt", task_id, gantt,
+          "projects.read", 0, "A project's tasks on a timeline, with the critical path"),
+    TASKS("GET", "/api/v1/projects/{project_id}/recurring", "tasks.recurring.list", recurring_list,
+          recurring_page, "projects.read", 0, "List a project's recurring tasks"),
+    TASKS("POST", "/api/v1/projects/{project_id}/recurring", "tasks.recurring.create",
+          recurring_rule, recurring_rule, "projects.plan", GW_MUTATION | GW_CREATED,
+          "Create a recurring task (daily or on weekdays)"),
+    TASKS("DELETE", "/api/v1/recurring/{id}", "tasks.recurring.delete", task_id, recurring_rule,
+          "projects.plan", GW_MUTATION, "Stop a recurring task (the tasks made stay)"),
+    TASKS("GET", "/api/v1/shows", "tasks.show.list", show_list, show_page, "projects.read", 0,
+          "List shows"),
+    TASKS("POST", "/api/v1/shows", "tasks.show.create", show_create, show, "projects.plan",
+          GW_MUTATION | GW_CREATED, "Schedule a show"),
+    TASKS("GET", "/api/v1/shows/{id}", "tasks.show.get", task_id, show, "projects.read", 0,
+          "Read a show"),
+    TASKS("PATCH", "/api/v1/shows/{id}", "tasks.show.update", show_update, show, "projects.plan",
+          GW_MUTATION | GW_MASK, "Change a show or move its status"),
+    TASKS("POST", "/api/v1/shows/{id}/apply-template", "tasks.show.apply", template_apply,
+          task_page, "projects.plan", GW_MUTATION | GW_CREATED,
+          "Create a show's tasks from an SOP template"),
+    TASKS("GET", "/api/v1/tasks", "tasks.task.list", task_list, task_page, "projects.read", 0,
+          "List tasks (filters: project, show, assignee, status, phase, overdue, due soon)"),
+    TASKS("POST", "/api/v1/tasks", "tasks.task.create", task_create, task, "projects.plan",
+          GW_MUTATION | GW_CREATED, "Create a task"),
+    TASKS("GET", "/api/v1/me/tasks", "tasks.task.mine", task_list, task_page, "projects.read", 0,
+          "The caller's tasks across projects"),
+    TASKS("GET", "/api/v1/tasks/{id}", "tasks.task.get", task_id, task, "projects.read", 0,
+          "Read a task"),
+    TASKS("PATCH", "/api/v1/tasks/{id}", "tasks.task.update", task_update, task, "tasks.work",
+          GW_MUTATION | GW_MASK, "Change a task (crew: the status of their own)"),
+    TASKS("POST", "/api/v1/tasks/{id}/dependencies", "tasks.task.depend", dependency_change, task,
+          "projects.plan", GW_MUTATION, "Make a task wait for another (finish-to-start)"),
+    TASKS("DELETE", "/api/v1/tasks/{id}/dependencies/{depends_on}", "tasks.task.undepend",
+          dependency_change, task, "projects.plan", GW_MUTATION, "Remove a dependency"),
+    TASKS("POST", "/api/v1/tasks/{id}/checklist", "tasks.checklist.add", checklist_add, task,
+          "tasks.work", GW_MUTATION | GW_CREATED, "Add a checklist item"),
+    TASKS("PATCH", "/api/v1/tasks/{id}/checklist/{item_id}", "tasks.checklist.update",
+          checklist_update, task, "tasks.work", GW_MUTATION | GW_MASK,
+          "Tick or rename a checklist item"),
+    TASKS("GET", "/api/v1/tasks/{id}/comments", "tasks.comment.list", comment_list, comment_page,
+          "projects.read", 0, "A task's comments, oldest first"),
+    TASKS("POST", "/api/v1/tasks/{id}/comments", "tasks.comment.add", comment_add, comment,
+          "tasks.work", GW_MUTATION | GW_CREATED, "Comment on a task"),
+    TASKS("GET", "/api/v1/templates", "tasks.template.list", template_list, template_page,
+          "projects.read", 0, "List SOP templates (shared and a project's)"),
+    TASKS("POST", "/api/v1/templates", "tasks.template.create", template_create, template,
+          "projects.plan", GW_MUTATION | GW_CREATED, "Create an SOP template"),
+    TASKS("GET", "/api/v1/templates/{id}", "tasks.template.get", task_id, template, "projects.read",
+          0, "Read an SOP template"),
+    TASKS("DELETE", "/api/v1/templates/{id}", "tasks.template.delete", task_id, template,
+          "projects.plan", GW_MUTATION, "Delete an SOP template (not a built-in one)"),
+    TASKS("POST", "/api/v1/templates/{id}/copy", "tasks.template.copy", template_copy, template,
+          "projects.plan", GW_MUTATION | GW_CREATED, "Copy a template to a project"),
     {"GET", "/api/v1/stream", GW_SVC_STREAM, NULL, NULL, NULL, "stream.read", GW_STREAM,
      "Live events as Server-Sent Events"},
 };

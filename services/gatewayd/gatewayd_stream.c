@@ -24,6 +24,7 @@
 
 #include "metrics.pb-c.h"
 #include "rooms.pb-c.h"
+#include "tasks.pb-c.h"
 #include "sr_alloc.h"
 #include "sr_bus.h"
 #include "sr_clock.h"
@@ -107,7 +108,10 @@ static const char *s_topic_action(const char *topic)
 {
     return strncmp(topic, "region.", 7) == 0 ? "regions.read"
            : strncmp(topic, "user.", 5) == 0 ? "users.read"
-                                             : "rooms.read";
+           : strncmp(topic, "project.", 8) == 0 || strncmp(topic, "session.", 8) == 0 ||
+                   strncmp(topic, "task.", 5) == 0
+               ? "projects.read"
+               : "rooms.read";
 }
 
 static size_t s_room_slot(const char *key)
@@ -169,6 +173,14 @@ static void s_regions(gatewayd_stream_t *self, const ProtobufCMessage *p, region
             out->regions[out->n++] = u->regions[i];
     } else if (d == &sr__room__descriptor)
         out->regions[out->n++] = ((const Sr__Room *)p)->region;
+    else if (d == &sr__project__descriptor)
+        out->regions[out->n++] = ((const Sr__Project *)p)->region;
+    else if (d == &sr__show__descriptor)
+        out->regions[out->n++] = ((const Sr__Show *)p)->region;
+    else if (d == &sr__task__descriptor)
+        out->regions[out->n++] = ((const Sr__Task *)p)->region;
+    else if (d == &sr__task_reminder__descriptor && ((const Sr__TaskReminder *)p)->task)
+        out->regions[out->n++] = ((const Sr__TaskReminder *)p)->task->region;
     else if (d == &sr__room_sample__descriptor || d == &sr__order_event__descriptor ||
              d == &sr__interaction_event__descriptor) {
         int plat = d == &sr__room_sample__descriptor ? (int)((const Sr__RoomSample *)p)->platform

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_compose.sh - the docker-compose.yml wiring, proven without a Docker engine: every
 # Showrunner service in the compose file is started as a local process with the command and
-# environment the file gives it (host names postgres, busd and ingestd mapped to 127.0.0.1, the database
+# environment the file gives it (host names postgres, busd, ingestd and taskd mapped to 127.0.0.1, the database
 # to the throwaway one), then its own health check command must pass.
 set -euo pipefail
 root=$SR_TEST_ROOT
@@ -42,6 +42,7 @@ while IFS=$'\t' read -r name command check envs; do
     kv=${kv//@postgres:5432/@127.0.0.1:$SR_TEST_PG_PORT}
     kv=${kv//tcp:\/\/busd:/tcp://127.0.0.1:}
     kv=${kv//tcp:\/\/ingestd:/tcp://127.0.0.1:}
+    kv=${kv//tcp:\/\/taskd:/tcp://127.0.0.1:}
     kv=${kv//0.0.0.0/127.0.0.1}
     kv=${kv//\/var\/lib\/showrunner/$work\/var-lib}
     env_args+=("$kv")

@@ -11,7 +11,7 @@ unset SR_DB_URL
 # an offset whose PostgreSQL, admin and bus ports are all free
 for _ in $(seq 1 50); do
   off=$(( (RANDOM % 400 + 10) * 10 ))
-  busy=$(ss -Htln | awk '{print $4}' | grep -cE ":($((7432 + off))|$((7600 + off))|$((7601 + off))|$((7602 + off))|$((7610 + off))|$((7620 + off))|$((7690 + off))|$((7700 + off)))\$" || true)
+  busy=$(ss -Htln | awk '{print $4}' | grep -cE ":($((7432 + off))|$((7600 + off))|$((7601 + off))|$((7602 + off))|$((7610 + off))|$((7620 + off))|$((7660 + off))|$((7661 + off))|$((7680 + off))|$((7690 + off))|$((7700 + off)))\$" || true)
   [ "$busy" -eq 0 ] && break
 done
 export SR_PORT_OFFSET=$off
