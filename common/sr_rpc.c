@@ -4,6 +4,12 @@
  * proto/rpc.proto: the client sends one frame (a packed Request), the ROUTER sees
  * [identity][Request] and answers [identity][Reply]. Socket limits and the bus defaults come from
  * sr_bus.h; services build their tables in services/<name>/<name>_rpc.c.
+ *
+ * Workers: the loop thread passes a read request on as [identity][Request][meta] through an
+ * inproc DEALER, which deals them round-robin to the workers' DEALERs; a worker answers
+ * [identity][Reply][meta] the same way back, and the loop thread counts it (metrics and
+ * complaints stay on one thread) and sends the reply. When no worker takes a request (none
+ * started, or every queue is full) the loop thread answers it itself.
  */
 #include "sr_rpc.h"
 
@@ -15,6 +21,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +43,31 @@ typedef enum {
 
 static const char *const s_drop_names[DROP_COUNT] = {"frames", "late", "unsent"};
 
+/* what travels with a request to a worker and back */
+typedef struct {
+    int64_t start_us; /* when the loop thread received it */
+    uint32_t row;     /* the method's table row (count: unknown) */
+    int32_t status;   /* the reply's status; -1 when the worker dropped it */
+} worker_meta_t;
+
+typedef struct {
+    sr_rpc_server_t *server;
+    int index;
+    pthread_t thread;
+    int started;
+} rpc_worker_t;
+
 struct sr_rpc_server_t {
     void *socket;
+    void *zctx;
+    void *backend; /* inproc DEALER to the workers, NULL without */
+    char *backend_ep;
+    rpc_worker_t *workers;
+    int nworkers;
+    atomic_int stop;
+    sr_rpc_worker_init_fn *worker_init;
+    sr_rpc_worker_fini_fn *worker_fini;
+    sr_loop_t *loop;
     char *endpoint;
     const sr_rpc_method_t *table;
     size_t count;
@@ -180,6 +211,8 @@ static void s_server_observe(sr_rpc_server_t *self, size_t row, Sr__Status statu
     sr_histogram_observe(self->latency[row], (double)(sr_clock_mono_us() - start_us) / 1e6);
 }
 
+static int s_workers_start(sr_rpc_server_t *self, int n);
+
 sr_rpc_server_t *sr_rpc_server_new(void *zctx, const char *endpoint, const sr_rpc_method_t *table,
                                    size_t count, void *state, sr_rpc_authorize_fn *authorize,
                                    const sr_rpc_opts_t *opts)
@@ -214,7 +247,16 @@ sr_rpc_server_t *sr_rpc_server_new(void *zctx, const char *endpoint, const sr_rp
     self->arena = sr_arena_new(ARENA_CHUNK);
     self->metrics = opts ? opts->metrics : NULL;
     self->complaint = (sr_complaint_t)SR_COMPLAINT_INIT("rpc.server");
+    self->zctx = zctx;
     s_server_metrics_init(self);
+    if (opts && opts->workers > 0) {
+        self->worker_init = opts->worker_init;
+        self->worker_fini = opts->worker_fini;
+        if (s_workers_start(self, opts->workers) < 0) {
+            sr_rpc_server_destroy(&self);
+            return NULL;
+        }
+    }
     return self;
 }
 
@@ -223,6 +265,19 @@ void sr_rpc_server_destroy(sr_rpc_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     sr_rpc_server_t *self = *self_p;
+    if (self->loop) {
+        sr_loop_remove_socket(self->loop, self->socket);
+        if (self->backend)
+            sr_loop_remove_socket(self->loop, self->backend);
+    }
+    atomic_store(&self->stop, 1);
+    for (int i = 0; i < self->nworkers; i++)
+        if (self->workers[i].started)
+            pthread_join(self->workers[i].thread, NULL);
+    free(self->workers);
+    if (self->backend)
+        zmq_close(self->backend);
+    free(self->backend_ep);
     zmq_close(self->socket);
     sr_arena_destroy(&self->arena);
     free(self->endpoint);
@@ -248,31 +303,29 @@ static const sr_rpc_method_t *s_find(const sr_rpc_server_t *self, const char *me
 }
 
 /* s_run - the allowed, decoded request through its handler, into reply */
-static void s_run(sr_rpc_server_t *self, const sr_rpc_method_t *m, const Sr__Request *req,
+static void s_run(sr_arena_t *arena, void *state, const sr_rpc_method_t *m, const Sr__Request *req,
                   const ProtobufCMessage *body, Sr__Reply *reply)
 {
     sr_rpc_call_t call = {
         .method = m->method,
         .principal = req->principal ? req->principal : &s_no_principal,
         .trace_id = req->trace_id ? req->trace_id : "",
-        .arena = self->arena,
-        .state = self->state,
+        .arena = arena,
+        .state = state,
     };
     ProtobufCMessage *out = NULL;
     Sr__Status status = m->handler(&call, body, &out);
     if (!s_status_valid((int)status)) {
         sr_error("rpc_handler_bad_status", "method=%s status=%d", m->method, (int)status);
-        call.error =
-            s_error_new(self->arena, "internal", "%s answered an unknown status", m->method);
+        call.error = s_error_new(arena, "internal", "%s answered an unknown status", m->method);
         status = SR__STATUS__STATUS_INTERNAL;
     }
     reply->status = status;
     if (status != SR__STATUS__STATUS_OK) {
         char label[32];
-        reply->error = call.error
-                           ? call.error
-                           : s_error_new(self->arena, s_status_label(status, label, sizeof label),
-                                         "%s failed", m->method);
+        reply->error = call.error ? call.error
+                                  : s_error_new(arena, s_status_label(status, label, sizeof label),
+                                                "%s failed", m->method);
         return;
     }
     reply->audit = call.audit;
@@ -281,7 +334,7 @@ static void s_run(sr_rpc_server_t *self, const sr_rpc_method_t *m, const Sr__Req
     if (out->descriptor != m->reply)
         sr_panic("rpc_handler_bad_reply", "method=%s reply=%s want=%s", m->method,
                  out->descriptor->name, m->reply->name);
-    s_pack(self->arena, out, &reply->body);
+    s_pack(arena, out, &reply->body);
 }
 
 void sr_rpc_audit(sr_rpc_call_t *call, const char *entity, const char *entity_id,
@@ -358,70 +411,102 @@ Sr__Status sr_rpc_dispatch(const sr_rpc_method_t *table, size_t count,
     return status;
 }
 
-/* s_dispatch - decode, check and run one request into reply; 1 when it is dropped unanswered.
- * *row is the method's table row, or self->count while the method is not known. */
-static int s_dispatch(sr_rpc_server_t *self, const uint8_t *data, size_t len, Sr__Reply *reply,
-                      size_t *row)
+typedef enum { RUN_HERE = 0, RUN_WORKER, RUN_NOWHERE } route_t;
+
+/* s_dispatch - decode, check and run one request into reply, in arena with state; RUN_NOWHERE
+ * when it is dropped unanswered (late), RUN_WORKER (and nothing run) when to_worker is set and
+ * the method is a read. *row is the method's table row, or self->count while it is not known. */
+static route_t s_dispatch(const sr_rpc_server_t *self, sr_arena_t *arena, void *state,
+                          const uint8_t *data, size_t len, int to_worker, Sr__Reply *reply,
+                          size_t *row)
 {
-    sr_arena_t *arena = self->arena;
     ProtobufCAllocator *pb = sr_arena_pb_allocator(arena);
     *row = self->count;
     reply->status = SR__STATUS__STATUS_BAD_REQUEST;
     if ((int64_t)len > self->max_msg_size) {
         reply->error = s_error_new(arena, "bad_request", "request of %zu bytes is over %lld", len,
                                    (long long)self->max_msg_size);
-        return 0;
+        return RUN_HERE;
     }
     Sr__Request *req = sr__request__unpack(pb, len, data);
     if (!req) {
         reply->error = s_error_new(arena, "bad_request", "request does not decode");
-        return 0;
+        return RUN_HERE;
     }
     reply->id = req->id;
-    if (req->deadline_us != 0 && req->deadline_us < sr_clock_now_us()) {
-        s_server_drop(self, DROP_LATE, "");
-        return 1;
-    }
+    if (req->deadline_us != 0 && req->deadline_us < sr_clock_now_us())
+        return RUN_NOWHERE;
     const sr_rpc_method_t *m = s_find(self, req->method, row);
     if (!m) {
         reply->status = SR__STATUS__STATUS_UNKNOWN_METHOD;
         reply->error = s_error_new(arena, "unknown_method", "unknown method %.*s", METHOD_ECHO_MAX,
                                    req->method);
-        return 0;
+        return RUN_HERE;
     }
+    if (to_worker && (m->flags & SR_RPC_READ))
+        return RUN_WORKER;
     const Sr__Principal *principal = req->principal ? req->principal : &s_no_principal;
     if (m->permission &&
-        !(self->authorize && self->authorize(principal, m->permission, self->state) == 1)) {
+        !(self->authorize && self->authorize(principal, m->permission, state) == 1)) {
         reply->status = SR__STATUS__STATUS_FORBIDDEN;
         reply->error =
             s_error_new(arena, "forbidden", "%s needs permission %s", m->method, m->permission);
-        return 0;
+        return RUN_HERE;
     }
     ProtobufCMessage *body =
         protobuf_c_message_unpack(m->request, pb, req->body.len, req->body.data);
     if (!body) {
         reply->error =
             s_error_new(arena, "bad_body", "body does not decode as %s", m->request->name);
-        return 0;
+        return RUN_HERE;
     }
-    s_run(self, m, req, body, reply);
-    return 0;
+    s_run(arena, state, m, req, body, reply);
+    return RUN_HERE;
 }
 
-/* s_send_reply - [identity][reply] back to the caller, without blocking */
-static void s_send_reply(sr_rpc_server_t *self, zmq_msg_t *identity, const Sr__Reply *reply)
+/* s_pack_reply - the packed reply, in arena */
+static uint8_t *s_pack_reply(sr_arena_t *arena, const Sr__Reply *reply, size_t *len)
 {
-    size_t len = sr__reply__get_packed_size(reply);
-    uint8_t *buf = sr_arena_alloc(self->arena, len);
-    if (sr__reply__pack(reply, buf) != len)
+    *len = sr__reply__get_packed_size(reply);
+    uint8_t *buf = sr_arena_alloc(arena, *len ? *len : 1);
+    if (sr__reply__pack(reply, buf) != *len)
         sr_panic("rpc_pack_failed", "type=Reply");
+    return buf;
+}
+
+/* s_send_packed - [identity][reply bytes] back to the caller, without blocking */
+static void s_send_packed(sr_rpc_server_t *self, zmq_msg_t *identity, const void *buf, size_t len)
+{
     if (zmq_msg_send(identity, self->socket, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(self->socket, buf, len, ZMQ_DONTWAIT) < 0) {
         char detail[128];
-        snprintf(detail, sizeof detail, "id=%llu err=\"%s\"", (unsigned long long)reply->id,
-                 zmq_strerror(errno));
+        snprintf(detail, sizeof detail, "bytes=%zu err=\"%s\"", len, zmq_strerror(errno));
         s_server_drop(self, DROP_UNSENT, detail);
     }
+}
+
+static void s_send_reply(sr_rpc_server_t *self, zmq_msg_t *identity, const Sr__Reply *reply)
+{
+    size_t len;
+    uint8_t *buf = s_pack_reply(self->arena, reply, &len);
+    s_send_packed(self, identity, buf, len);
+}
+
+/* s_to_worker - hand [identity][request][meta] to a worker; 0 when one took it */
+static int s_to_worker(sr_rpc_server_t *self, zmq_msg_t *identity, zmq_msg_t *request,
+                       const worker_meta_t *meta)
+{
+    zmq_msg_t id_copy;
+    zmq_msg_init(&id_copy);
+    zmq_msg_copy(&id_copy, identity);
+    if (zmq_msg_send(&id_copy, self->backend, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&id_copy); /* no worker ready: nothing was queued */
+        return -1;
+    }
+    /* the first frame is queued, so the rest goes with it (an atomic multipart message) */
+    zmq_msg_send(request, self->backend, ZMQ_SNDMORE);
+    zmq_send(self->backend, meta, sizeof *meta, 0);
+    return 0;
 }
 
 /* s_handle_one - answer one waiting request; 1 when none was waiting, -1 when the socket failed */
@@ -457,12 +542,25 @@ static int s_handle_one(sr_rpc_server_t *self)
     } else {
         Sr__Reply reply = SR__REPLY__INIT;
         size_t row;
-        if (s_dispatch(self, zmq_msg_data(&request), zmq_msg_size(&request), &reply, &row) == 0) {
+        route_t route = s_dispatch(self, self->arena, self->state, zmq_msg_data(&request),
+                                   zmq_msg_size(&request), self->backend != NULL, &reply, &row);
+        if (route == RUN_WORKER) {
+            worker_meta_t meta = {start_us, (uint32_t)row, 0};
+            if (s_to_worker(self, &identity, &request, &meta) == 0)
+                goto done;
+            /* no worker took it: answer here */
+            route = s_dispatch(self, self->arena, self->state, zmq_msg_data(&request),
+                               zmq_msg_size(&request), 0, &reply, &row);
+        }
+        if (route == RUN_NOWHERE) {
+            s_server_drop(self, DROP_LATE, "");
+        } else {
             /* counted first, so a caller holding the reply sees it in the metrics */
             s_server_observe(self, row, reply.status, start_us);
             s_send_reply(self, &identity, &reply);
         }
     }
+done:
     zmq_msg_close(&identity);
     zmq_msg_close(&request);
     sr_arena_reset(self->arena);
@@ -475,6 +573,138 @@ void sr_rpc_server_handle(void *self)
      * reports the socket readable again while requests wait */
     for (int i = 0; i < RPC_BATCH_MAX && s_handle_one(self) == 0; i++)
         ;
+}
+
+/* --- workers --------------------------------------------------------------------------------- */
+
+/* s_recv_three - [identity][payload][meta] from socket; 0 ok, 1 nothing waiting, -1 bad */
+static int s_recv_three(void *socket, zmq_msg_t *id, zmq_msg_t *payload, worker_meta_t *meta,
+                        int flags)
+{
+    zmq_msg_init(id);
+    zmq_msg_init(payload);
+    if (zmq_msg_recv(id, socket, flags) < 0)
+        return errno == EAGAIN || errno == EINTR ? 1 : -1;
+    if (!zmq_msg_more(id) || zmq_msg_recv(payload, socket, 0) < 0 || !zmq_msg_more(payload) ||
+        zmq_recv(socket, meta, sizeof *meta, 0) != (int)sizeof *meta) {
+        sr_bus_discard_rest(socket);
+        return -1;
+    }
+    return 0;
+}
+
+/* s_replies - the workers' answers, counted and sent on; for sr_loop */
+static void s_replies(void *arg)
+{
+    sr_rpc_server_t *self = arg;
+    for (int i = 0; i < RPC_BATCH_MAX; i++) {
+        zmq_msg_t id, reply;
+        worker_meta_t meta;
+        int rc = s_recv_three(self->backend, &id, &reply, &meta, ZMQ_DONTWAIT);
+        if (rc == 0) {
+            if (meta.status < 0) {
+                s_server_drop(self, DROP_LATE, "");
+            } else {
+                size_t row = meta.row <= self->count ? meta.row : self->count;
+                s_server_observe(self, row, (Sr__Status)meta.status, meta.start_us);
+                s_send_packed(self, &id, zmq_msg_data(&reply), zmq_msg_size(&reply));
+            }
+        }
+        zmq_msg_close(&id);
+        zmq_msg_close(&reply);
+        if (rc == 1)
+            break;
+        if (rc < 0)
+            sr_error("rpc_worker_frames", "endpoint=%s", self->endpoint);
+    }
+}
+
+static void *s_worker_main(void *arg)
+{
+    rpc_worker_t *w = arg;
+    sr_rpc_server_t *self = w->server;
+    void *state = self->worker_init ? self->worker_init(self->state, w->index) : self->state;
+    if (!state) {
+        sr_error("rpc_worker_not_started", "endpoint=%s worker=%d", self->endpoint, w->index);
+        return NULL;
+    }
+    void *socket = zmq_socket(self->zctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof linger);
+    if (!socket || zmq_connect(socket, self->backend_ep) != 0) {
+        sr_error("rpc_worker_not_started", "endpoint=%s worker=%d err=\"%s\"", self->endpoint,
+                 w->index, zmq_strerror(errno));
+        if (socket)
+            zmq_close(socket);
+        if (self->worker_fini)
+            self->worker_fini(state);
+        return NULL;
+    }
+    sr_arena_t *arena = sr_arena_new(ARENA_CHUNK);
+    while (!atomic_load(&self->stop)) {
+        zmq_pollitem_t item = {.socket = socket, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, 100) <= 0)
+            continue;
+        zmq_msg_t id, request;
+        worker_meta_t meta;
+        if (s_recv_three(socket, &id, &request, &meta, 0) == 0) {
+            Sr__Reply reply = SR__REPLY__INIT;
+            size_t row;
+            route_t route = s_dispatch(self, arena, state, zmq_msg_data(&request),
+                                       zmq_msg_size(&request), 0, &reply, &row);
+            size_t len = 0;
+            uint8_t *buf = route == RUN_NOWHERE ? NULL : s_pack_reply(arena, &reply, &len);
+            meta.row = (uint32_t)row;
+            meta.status = route == RUN_NOWHERE ? -1 : (int32_t)reply.status;
+            zmq_msg_send(&id, socket, ZMQ_SNDMORE);
+            zmq_send(socket, buf ? buf : (const void *)"", len, ZMQ_SNDMORE);
+            zmq_send(socket, &meta, sizeof meta, 0);
+        }
+        zmq_msg_close(&id);
+        zmq_msg_close(&request);
+        sr_arena_reset(arena);
+    }
+    sr_arena_destroy(&arena);
+    zmq_close(socket);
+    if (self->worker_fini && state != self->state)
+        self->worker_fini(state);
+    return NULL;
+}
+
+/* s_workers_start - the backend socket and the worker threads; 0 ok */
+static int s_workers_start(sr_rpc_server_t *self, int n)
+{
+    self->backend_ep = sr_asprintf("inproc://sr-rpc-%p", (void *)self);
+    self->backend = zmq_socket(self->zctx, ZMQ_DEALER);
+    int linger = 0, hwm = 1000;
+    if (!self->backend || zmq_setsockopt(self->backend, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_setsockopt(self->backend, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
+        zmq_bind(self->backend, self->backend_ep) != 0) {
+        sr_error("rpc_workers_failed", "endpoint=%s err=\"%s\"", self->endpoint,
+                 zmq_strerror(errno));
+        return -1;
+    }
+    self->workers = sr_calloc((size_t)n, sizeof *self->workers);
+    self->nworkers = n;
+    for (int i = 0; i < n; i++) {
+        self->workers[i] = (rpc_worker_t){.server = self, .index = i};
+        if (pthread_create(&self->workers[i].thread, NULL, s_worker_main, &self->workers[i]) != 0)
+            sr_fatal("rpc_worker_thread", "endpoint=%s worker=%d", self->endpoint, i);
+        self->workers[i].started = 1;
+    }
+    return 0;
+}
+
+int sr_rpc_server_attach(sr_rpc_server_t *self, sr_loop_t *loop)
+{
+    if (sr_loop_add_socket(loop, self->socket, sr_rpc_server_handle, self) < 0)
+        return -1;
+    if (self->backend && sr_loop_add_socket(loop, self->backend, s_replies, self) < 0) {
+        sr_loop_remove_socket(loop, self->socket);
+        return -1;
+    }
+    self->loop = loop;
+    return 0;
 }
 
 /* --- client ------------------------------------------------------------------------------ */

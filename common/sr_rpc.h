@@ -6,6 +6,12 @@
  * Reply, never a crash; a request past its deadline is dropped (the caller has given up).
  * Handlers allocate the reply and anything in it from call->arena, reset after the reply.
  *
+ * Workers: with opts.workers > 0 the methods flagged SR_RPC_READ are answered by that many
+ * threads, each with a state of its own (opts.worker_init: a database connection, say), so that
+ * reads run in parallel; the loop thread still receives every request and sends every reply
+ * (forwarding reads over inproc sockets), and answers the other methods itself, in order. A
+ * read handler must touch nothing but its call (state, arena) and thread-safe things.
+ *
  * Client: a DEALER socket with deadlines. sr_rpc_call() waits at most timeout_ms; a dead or
  * stopped service yields STATUS_DEADLINE, never a hang, and a late reply to an earlier call is
  * recognised by its id and discarded. With several instances connected, calls are spread
@@ -16,6 +22,7 @@
 
 #include "rpc.pb-c.h"
 #include "sr_arena.h"
+#include "sr_loop.h"
 #include "sr_metrics.h"
 
 #include <stddef.h>
@@ -38,12 +45,17 @@ typedef struct {
 typedef Sr__Status(sr_rpc_handler_fn)(sr_rpc_call_t *call, const ProtobufCMessage *request,
                                       ProtobufCMessage **reply);
 
+/* flags of a method */
+#define SR_RPC_READ 1u /* changes nothing and needs no loop-thread resource: may run on a worker   \
+                        */
+
 typedef struct {
     const char *method; /* "tasks.project.get" */
     sr_rpc_handler_fn *handler;
     const ProtobufCMessageDescriptor *request;
     const ProtobufCMessageDescriptor *reply;
     const char *permission; /* NULL = anyone may call */
+    unsigned flags;         /* SR_RPC_READ */
 } sr_rpc_method_t;
 
 /* authorize: 1 when principal holds permission; consulted for methods with a permission.
@@ -51,19 +63,32 @@ typedef struct {
 typedef int(sr_rpc_authorize_fn)(const Sr__Principal *principal, const char *permission,
                                  void *state);
 
+/* a worker's state, made on the worker's thread (index 0..workers-1); NULL ends that worker */
+typedef void *(sr_rpc_worker_init_fn)(void *state, int index);
+typedef void(sr_rpc_worker_fini_fn)(void *worker_state);
+
 typedef struct {
     int64_t max_msg_size;  /* 0 = SR_BUS_MAX_MSG_DEFAULT */
     int hwm;               /* 0 = SR_BUS_HWM_DEFAULT */
     sr_metrics_t *metrics; /* requests by method and status, latency; may be NULL */
+    int workers;           /* threads for SR_RPC_READ methods; 0 = every method on the loop */
+    sr_rpc_worker_init_fn *worker_init; /* NULL: workers get the server's state */
+    sr_rpc_worker_fini_fn *worker_fini;
 } sr_rpc_opts_t;
 
 /* sr_rpc_server_new - bind a ROUTER at endpoint; NULL when it cannot bind */
 sr_rpc_server_t *sr_rpc_server_new(void *zctx, const char *endpoint, const sr_rpc_method_t *table,
                                    size_t count, void *state, sr_rpc_authorize_fn *authorize,
                                    const sr_rpc_opts_t *opts);
+/* sr_rpc_server_attach - serve from loop: its sockets join the loop (and leave it at destroy);
+ * 0 ok */
+int sr_rpc_server_attach(sr_rpc_server_t *self, sr_loop_t *loop)
+    __attribute__((warn_unused_result));
+/* sr_rpc_server_destroy - stop the workers (each finishes its request), detach, close */
 void sr_rpc_server_destroy(sr_rpc_server_t **self_p);
+/* sr_rpc_server_socket, sr_rpc_server_handle - the ROUTER and the function that answers every
+ * request waiting on it, for a caller that polls the socket itself (without workers) */
 void *sr_rpc_server_socket(sr_rpc_server_t *self);
-/* sr_rpc_server_handle - answer every request waiting on the socket; for sr_loop */
 void sr_rpc_server_handle(void *self);
 
 /* sr_rpc_audit - record what a mutation changed, for the caller's audit log: the entity, its id

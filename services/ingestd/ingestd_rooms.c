@@ -355,9 +355,7 @@ ingestd_rooms_t *ingestd_rooms_new(sr_service_t *svc)
     self->server =
         sr_rpc_server_new(sr_service_zctx(svc), cfg->rpc_bind, s_methods,
                           sizeof s_methods / sizeof s_methods[0], self, sr_perm_authorize, &opts);
-    if (!self->server ||
-        sr_loop_add_socket(sr_service_loop(svc), sr_rpc_server_socket(self->server),
-                           sr_rpc_server_handle, self->server) < 0) {
+    if (!self->server || sr_rpc_server_attach(self->server, sr_service_loop(svc)) < 0) {
         sr_error("ingest_rpc_failed", "endpoint=%s", cfg->rpc_bind);
         ingestd_rooms_destroy(&self);
         return NULL;
@@ -371,10 +369,7 @@ void ingestd_rooms_destroy(ingestd_rooms_t **self_p)
     ingestd_rooms_t *self = *self_p;
     if (!self)
         return;
-    if (self->server) {
-        sr_loop_remove_socket(sr_service_loop(self->svc), sr_rpc_server_socket(self->server));
-        sr_rpc_server_destroy(&self->server);
-    }
+    sr_rpc_server_destroy(&self->server);
     free(self);
     *self_p = NULL;
 }

@@ -37,18 +37,29 @@ typedef struct {
     int64_t horizon_days;   /* SR_TASK_RECURRING_HORIZON */
     char *timezone;         /* SR_TASK_TIMEZONE */
     int64_t reminder_batch; /* SR_TASK_REMINDER_BATCH */
+    int64_t read_workers;   /* SR_TASK_READ_WORKERS */
 } taskd_config_t;
 
 extern const sr_config_entry_t taskd_config[];
 extern const sr_migration_t taskd_migrations[];
 
+typedef struct taskd_t taskd_t;
+
+/* what a method runs with (call->state): the daemon, and the connection of the thread it runs
+ * on - the service's own on the loop thread, a read worker's own on a worker */
 typedef struct {
+    taskd_t *self;
+    sr_db_t *db;
+} taskd_ctx_t;
+
+struct taskd_t {
     sr_service_t *svc;
     const taskd_config_t *cfg;
+    taskd_ctx_t main; /* the loop thread's context */
     sr_rpc_server_t *server;
     sr_counter_t *due_soon, *overdue, *generated;
     int64_t recurring_ms; /* monotonic time of the last recurring run */
-} taskd_t;
+};
 
 int taskd_check_config(const void *config, char *err, size_t errlen);
 int taskd_init(sr_service_t *svc);
@@ -98,6 +109,10 @@ Sr__Status taskd_bad(sr_rpc_call_t *call, const char *field, const char *fmt, ..
 Sr__Status taskd_not_found(sr_rpc_call_t *call, const char *what, int64_t id);
 Sr__Status taskd_stale(sr_rpc_call_t *call, const char *what, int64_t id, int64_t have,
                        int64_t sent);
+/* the latest time taskd takes, 9999-12-31T23:59:59.999999Z, so that offsets cannot overflow */
+#define TASKD_US_MAX 253402300799999999LL
+/* taskd_time_ok - 1 for 0 (not set) or a time from the epoch to TASKD_US_MAX */
+int taskd_time_ok(int64_t us);
 /* taskd_text_ok - 1 when s is at most max characters (the lengths the tables check) */
 int taskd_text_ok(const char *s, size_t max);
 int taskd_has_mask(char *const *mask, size_t n, const char *field);
@@ -120,6 +135,13 @@ char *taskd_page_cursor(sr_arena_t *arena, int rows, int limit, int64_t last_id)
 /* taskd_cursor_id - the id a cursor of taskd_page_cursor holds (0 for ""); -1 when bad */
 int taskd_cursor_id(sr_rpc_call_t *call, const char *cursor, int64_t *id)
     __attribute__((warn_unused_result));
+
+/* taskd_prepare - the statements of the hot reads on a connection (kept across reconnects) */
+int taskd_prepare(sr_db_t *db) __attribute__((warn_unused_result));
+#define TASKD_SQL_PROJECT       "taskd_project"
+#define TASKD_SQL_PROJECT_TASKS "taskd_project_tasks"
+#define TASKD_SQL_CHECKLISTS    "taskd_checklists"
+#define TASKD_SQL_DEPENDENCIES  "taskd_dependencies"
 
 /* the project (region, wip limits, auto scheduling) a record belongs to, for checks */
 Sr__Project *taskd_project_load(sr_rpc_call_t *call, int64_t id, int lock, int *failed);
@@ -185,21 +207,17 @@ extern const size_t taskd_method_count;
 
 /* --- shared by tasks, views and templates --------------------------------------------------- */
 
-/* the columns of a task row as taskd_task_row reads them; FROM tasks.tasks t JOIN
+/* the columns of a task row as taskd_task_rows reads them; FROM tasks.tasks t JOIN
  * tasks.projects p ON p.id = t.project_id */
 #define TASKD_TASK_COLS                                                                            \
     "t.id, t.project_id, coalesce(t.show_id, 0), p.region, t.title, t.description, t.phase, "      \
     "t.assignee_id, t.role, t.priority, " TASKD_US("t.starts_at") ", " TASKD_US(                   \
-        "t.due_at") ", t.estimate_hours, t.status, "                                               \
-                    "(SELECT coalesce(json_agg(json_build_array(c.id, c.text, c.done) ORDER BY "   \
-                    "c.id), '[]') "                                                                \
-                    "FROM tasks.task_checklist c WHERE c.task_id = t.id), "                        \
-                    "(SELECT coalesce(json_agg(d.depends_on ORDER BY d.depends_on), '[]') FROM "   \
-                    "tasks.task_deps "                                                             \
-                    "d WHERE d.task_id = t.id), coalesce(t.template_id, 0), "                      \
+        "t.due_at") ", t.estimate_hours, t.status, coalesce(t.template_id, 0), "                   \
                     "coalesce(t.recurring_id, 0), "                                                \
                     "t.version, " TASKD_US("t.created_at") ", " TASKD_US("t.updated_at")
-Sr__Task *taskd_task_row(sr_arena_t *arena, const PGresult *res, int row);
+/* taskd_task_rows - the first rows of res as tasks, with their checklists and dependencies
+ * (two statements for all of them, on db); NULL when those failed */
+Sr__Task **taskd_task_rows(sr_db_t *db, sr_arena_t *arena, const PGresult *res, int rows);
 /* taskd_task_load - one task by id with its project, in the open transaction or not; NULL when
  * unknown, of a region the caller does not see, or *failed */
 Sr__Task *taskd_task_load(sr_rpc_call_t *call, int64_t id, int *failed);

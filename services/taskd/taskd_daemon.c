@@ -1,4 +1,5 @@
-/* taskd_daemon - taskd's settings and its life: the RPC server init opens, and the cron that
+/* taskd_daemon - taskd's settings and its life: the RPC server init opens (with
+ * SR_TASK_READ_WORKERS threads for the reads, each with its own connection), and the cron that
  * sends reminders every tick and generates recurring tasks once a minute (and at start-up).
  */
 #include "taskd.h"
@@ -26,6 +27,8 @@ const sr_config_entry_t taskd_config[] = {
      "time zone of recurring tasks' times of day and of times in messages"},
     {"SR_TASK_REMINDER_BATCH", SR_CFG_INT, "500", 1, 100000, OFF(reminder_batch),
      "reminders of each kind sent per cron tick at most (the rest follow on the next)"},
+    {"SR_TASK_READ_WORKERS", SR_CFG_INT, "4", 0, 64, OFF(read_workers),
+     "threads answering reads, each with its own database connection; 0 = all on the loop"},
     {NULL},
 };
 
@@ -54,6 +57,29 @@ static int s_timezone_ok(sr_service_t *svc, const char *tz)
     return ok;
 }
 
+/* s_worker_init - a read worker's context: a connection of its own */
+static void *s_worker_init(void *state, int index)
+{
+    taskd_ctx_t *main = state;
+    char name[32];
+    snprintf(name, sizeof name, "taskd-read-%d", index);
+    sr_db_t *db = sr_db_connect(sr_service_common(main->self->svc)->db_url, name, 5, 2000);
+    if (db && taskd_prepare(db) < 0)
+        sr_db_destroy(&db);
+    if (!db)
+        return NULL;
+    taskd_ctx_t *ctx = sr_calloc(1, sizeof *ctx);
+    *ctx = (taskd_ctx_t){main->self, db};
+    return ctx;
+}
+
+static void s_worker_fini(void *state)
+{
+    taskd_ctx_t *ctx = state;
+    sr_db_destroy(&ctx->db);
+    free(ctx);
+}
+
 int taskd_init(sr_service_t *svc)
 {
     taskd_t *self = sr_calloc(1, sizeof *self);
@@ -72,12 +98,19 @@ int taskd_init(sr_service_t *svc)
                                        "task reminders published");
     self->generated = sr_metrics_counter(m, "sr_task_recurring_generated_total", NULL,
                                          "tasks generated from recurring rules");
-    sr_rpc_opts_t opts = {.max_msg_size = sr_service_common(svc)->bus_max_msg, .metrics = m};
+    self->main = (taskd_ctx_t){self, sr_service_db(svc)};
+    if (taskd_prepare(self->main.db) < 0) {
+        sr_error("task_prepare_failed", "err=\"%s\"", sr_db_error(self->main.db));
+        return -1;
+    }
+    sr_rpc_opts_t opts = {.max_msg_size = sr_service_common(svc)->bus_max_msg,
+                          .metrics = m,
+                          .workers = (int)self->cfg->read_workers,
+                          .worker_init = s_worker_init,
+                          .worker_fini = s_worker_fini};
     self->server = sr_rpc_server_new(sr_service_zctx(svc), self->cfg->rpc_bind, taskd_methods,
-                                     taskd_method_count, self, sr_perm_authorize, &opts);
-    if (!self->server ||
-        sr_loop_add_socket(sr_service_loop(svc), sr_rpc_server_socket(self->server),
-                           sr_rpc_server_handle, self->server) < 0) {
+                                     taskd_method_count, &self->main, sr_perm_authorize, &opts);
+    if (!self->server || sr_rpc_server_attach(self->server, sr_service_loop(svc)) < 0) {
         sr_error("task_rpc_failed", "endpoint=%s", self->cfg->rpc_bind);
         return -1;
     }
@@ -104,10 +137,7 @@ void taskd_fini(sr_service_t *svc)
     taskd_t *self = sr_service_state(svc);
     if (!self)
         return;
-    if (self->server) {
-        sr_loop_remove_socket(sr_service_loop(svc), sr_rpc_server_socket(self->server));
-        sr_rpc_server_destroy(&self->server);
-    }
+    sr_rpc_server_destroy(&self->server);
     free(self);
     sr_service_set_state(svc, NULL);
 }

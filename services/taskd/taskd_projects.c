@@ -35,10 +35,17 @@ static Sr__Status s_check(sr_rpc_call_t *call, const fields_t *f)
     if (!sr_principal_sees_region(call->principal, f->region))
         return sr_rpc_fail(call, SR__STATUS__STATUS_FORBIDDEN, "forbidden", "region",
                            "you may plan projects in your own regions only");
-    for (size_t i = 0; i < f->n_platforms; i++)
+    for (size_t i = 0; i < f->n_platforms; i++) {
         if (!sr_platform_parse(f->platforms[i]))
             return taskd_bad(call, "platforms",
                              "platforms must be channels, douyin, kuaishou or taobao");
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(f->platforms[j], f->platforms[i]) == 0)
+                return taskd_bad(call, "platforms", "platform %s is named twice", f->platforms[i]);
+    }
+    if (!taskd_time_ok(f->starts_us) || !taskd_time_ok(f->ends_us))
+        return taskd_bad(call, taskd_time_ok(f->starts_us) ? "ends_us" : "starts_us",
+                         "times are microseconds from 1970 to 9999");
     if (f->starts_us < 0 || f->ends_us < 0 ||
         (f->starts_us && f->ends_us && f->ends_us < f->starts_us))
         return taskd_bad(call, "ends_us", "ends_us must not be before starts_us");

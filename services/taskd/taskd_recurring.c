@@ -4,8 +4,10 @@
  * Generation is one INSERT ... SELECT over the days of the horizon with ON CONFLICT
  * (recurring_id, occurs_on) DO NOTHING, so running it again - every minute from the cron, after
  * a restart, from two instances - creates nothing twice. Occurrences before the rule was made
- * are not created; ones a stopped taskd missed are, once it runs again. Closed and cancelled
- * projects get no new occurrences. Each new task goes out as task.changed.
+ * are not created; ones a stopped taskd missed are, once it runs again, from today on (days
+ * already past stay missed). Closed and cancelled projects get no new occurrences, and
+ * occurrences are not held back by the kanban's todo limit. Each new task goes out as
+ * task.changed.
  */
 #include "taskd.h"
 
@@ -77,6 +79,8 @@ static Sr__Status s_check(sr_rpc_call_t *call, const Sr__RecurringRule *in)
         return taskd_bad(call, "role", "role must be a role name");
     if (in->priority[0] && !taskd_priority_ok(in->priority))
         return taskd_bad(call, "priority", "priority must be P0, P1, P2 or P3");
+    if (in->n_weekdays > 7)
+        return taskd_bad(call, "weekdays", "at most seven weekdays");
     for (size_t i = 0; i < in->n_weekdays; i++)
         if (in->weekdays[i] < 1 || in->weekdays[i] > 7)
             return taskd_bad(call, "weekdays", "weekdays are 1 (Monday) to 7 (Sunday)");

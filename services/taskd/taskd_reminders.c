@@ -5,7 +5,8 @@
  * in the same transaction: the flag and the event commit together, so a crash sends neither or
  * both, and a second instance skips the rows the first holds (SKIP LOCKED). A change of the due
  * date or the status clears the flags (taskd_tasks.c), so the new state is reminded again. An
- * overdue task is not also reported due soon.
+ * overdue task is not also reported due soon; tasks of closed and cancelled projects are left
+ * alone.
  */
 #include "taskd.h"
 
@@ -31,10 +32,15 @@ static int s_remind_tx(sr_db_t *db, void *arg)
         db,
         overdue ? "UPDATE tasks.tasks t SET overdue_sent = true, due_soon_sent = true WHERE t.id "
                   "IN (SELECT id FROM tasks.tasks WHERE status IN ('todo', 'doing', 'blocked') "
-                  "AND NOT overdue_sent AND due_at <= now() AND $1::bigint >= 0 ORDER BY due_at "
+                  "AND project_id IN (SELECT id FROM tasks.projects WHERE status NOT IN ('closed', "
+                  "'cancelled')) AND NOT overdue_sent AND due_at <= now() AND $1::bigint >= 0 "
+                  "ORDER BY due_at "
                   "LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING t.id"
                 : "UPDATE tasks.tasks t SET due_soon_sent = true WHERE t.id IN (SELECT id FROM "
-                  "tasks.tasks WHERE status IN ('todo', 'doing', 'blocked') AND NOT due_soon_sent "
+                  "tasks.tasks WHERE status IN ('todo', 'doing', 'blocked') AND project_id IN "
+                  "(SELECT id "
+                  "FROM tasks.projects WHERE status NOT IN ('closed', 'cancelled')) AND NOT "
+                  "due_soon_sent "
                   "AND due_at > now() AND due_at <= now() + $1::bigint * interval '1 "
                   "microsecond' ORDER BY due_at LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING "
                   "t.id",

@@ -21,38 +21,43 @@
     {                                                                                              \
         name, fn, &sr__##req##__descriptor, &sr__##rep##__descriptor, perm                         \
     }
+/* a read: answered by a read worker when there are some */
+#define R(name, fn, req, rep, perm)                                                                \
+    {                                                                                              \
+        name, fn, &sr__##req##__descriptor, &sr__##rep##__descriptor, perm, SR_RPC_READ            \
+    }
 
 const sr_rpc_method_t taskd_methods[] = {
     M("tasks.project.create", taskd_project_create, project_create, project, "projects.plan"),
-    M("tasks.project.get", taskd_project_get, task_id, project, "projects.read"),
-    M("tasks.project.list", taskd_project_list, project_list, project_page, "projects.read"),
+    R("tasks.project.get", taskd_project_get, task_id, project, "projects.read"),
+    R("tasks.project.list", taskd_project_list, project_list, project_page, "projects.read"),
     M("tasks.project.update", taskd_project_update, project_update, project, "projects.plan"),
-    M("tasks.project.kanban", taskd_kanban, task_id, kanban, "projects.read"),
-    M("tasks.project.gantt", taskd_gantt, task_id, gantt, "projects.read"),
+    R("tasks.project.kanban", taskd_kanban, task_id, kanban, "projects.read"),
+    R("tasks.project.gantt", taskd_gantt, task_id, gantt, "projects.read"),
     M("tasks.show.create", taskd_show_create, show_create, show, "projects.plan"),
-    M("tasks.show.get", taskd_show_get, task_id, show, "projects.read"),
-    M("tasks.show.list", taskd_show_list, show_list, show_page, "projects.read"),
+    R("tasks.show.get", taskd_show_get, task_id, show, "projects.read"),
+    R("tasks.show.list", taskd_show_list, show_list, show_page, "projects.read"),
     M("tasks.show.update", taskd_show_update, show_update, show, "projects.plan"),
     M("tasks.show.apply", taskd_template_apply, template_apply, task_page, "projects.plan"),
     M("tasks.task.create", taskd_task_create, task_create, task, "projects.plan"),
-    M("tasks.task.get", taskd_task_get, task_id, task, "projects.read"),
-    M("tasks.task.list", taskd_task_list, task_list, task_page, "projects.read"),
-    M("tasks.task.mine", taskd_task_mine, task_list, task_page, "projects.read"),
+    R("tasks.task.get", taskd_task_get, task_id, task, "projects.read"),
+    R("tasks.task.list", taskd_task_list, task_list, task_page, "projects.read"),
+    R("tasks.task.mine", taskd_task_mine, task_list, task_page, "projects.read"),
     M("tasks.task.update", taskd_task_update, task_update, task, "tasks.work"),
     M("tasks.task.depend", taskd_dependency_add, dependency_change, task, "projects.plan"),
     M("tasks.task.undepend", taskd_dependency_remove, dependency_change, task, "projects.plan"),
     M("tasks.checklist.add", taskd_checklist_add, checklist_add, task, "tasks.work"),
     M("tasks.checklist.update", taskd_checklist_update, checklist_update, task, "tasks.work"),
     M("tasks.comment.add", taskd_comment_add, comment_add, comment, "tasks.work"),
-    M("tasks.comment.list", taskd_comment_list, comment_list, comment_page, "projects.read"),
+    R("tasks.comment.list", taskd_comment_list, comment_list, comment_page, "projects.read"),
     M("tasks.template.create", taskd_template_create, template_create, template, "projects.plan"),
-    M("tasks.template.get", taskd_template_get, task_id, template, "projects.read"),
-    M("tasks.template.list", taskd_template_list, template_list, template_page, "projects.read"),
+    R("tasks.template.get", taskd_template_get, task_id, template, "projects.read"),
+    R("tasks.template.list", taskd_template_list, template_list, template_page, "projects.read"),
     M("tasks.template.copy", taskd_template_copy, template_copy, template, "projects.plan"),
     M("tasks.template.delete", taskd_template_delete, task_id, template, "projects.plan"),
     M("tasks.recurring.create", taskd_recurring_create, recurring_rule, recurring_rule,
       "projects.plan"),
-    M("tasks.recurring.list", taskd_recurring_list, recurring_list, recurring_page,
+    R("tasks.recurring.list", taskd_recurring_list, recurring_list, recurring_page,
       "projects.read"),
     M("tasks.recurring.delete", taskd_recurring_delete, task_id, recurring_rule, "projects.plan"),
 };
@@ -61,12 +66,12 @@ const size_t taskd_method_count = sizeof taskd_methods / sizeof taskd_methods[0]
 
 taskd_t *taskd_of(sr_rpc_call_t *call)
 {
-    return call->state;
+    return ((taskd_ctx_t *)call->state)->self;
 }
 
 sr_db_t *taskd_db(sr_rpc_call_t *call)
 {
-    return sr_service_db(taskd_of(call)->svc);
+    return ((taskd_ctx_t *)call->state)->db;
 }
 
 const char *taskd_num(sr_arena_t *arena, int64_t v)
@@ -133,6 +138,11 @@ Sr__Status taskd_stale(sr_rpc_call_t *call, const char *what, int64_t id, int64_
     return sr_rpc_fail(call, SR__STATUS__STATUS_CONFLICT, "version_conflict", "version",
                        "%s %lld is at version %lld, not %lld; read it again", what, (long long)id,
                        (long long)have, (long long)sent);
+}
+
+int taskd_time_ok(int64_t us)
+{
+    return us >= 0 && us <= TASKD_US_MAX;
 }
 
 int taskd_text_ok(const char *s, size_t max)
@@ -203,9 +213,11 @@ char **taskd_text_list(sr_arena_t *arena, const char *lit, size_t *n)
     char **out = sr_arena_alloc(arena, (len / 2 + 1) * sizeof *out);
     if (len < 2 || lit[0] != '{')
         return out;
+    /* the items are carved out of one copy-sized buffer: a long list costs its length once */
+    char *buf = sr_arena_alloc(arena, len + 1);
     const char *p = lit + 1;
     while (*p && *p != '}') {
-        char *item = sr_arena_alloc(arena, len);
+        char *item = buf;
         size_t k = 0;
         if (*p == '"') {
             for (p++; *p && *p != '"'; p++) {
@@ -220,6 +232,7 @@ char **taskd_text_list(sr_arena_t *arena, const char *lit, size_t *n)
                 item[k++] = *p++;
         }
         item[k] = '\0';
+        buf += k + 1;
         out[(*n)++] = item;
         if (*p == ',')
             p++;
@@ -254,15 +267,36 @@ Sr__Project *taskd_project_row(sr_arena_t *arena, const PGresult *res, int row)
     return p;
 }
 
+int taskd_prepare(sr_db_t *db)
+{
+    if (sr_db_prepare(db, TASKD_SQL_PROJECT,
+                      "SELECT " TASKD_PROJECT_COLS " FROM tasks.projects p WHERE p.id = $1::bigint",
+                      1) < 0)
+        return -1;
+    if (sr_db_prepare(db, TASKD_SQL_CHECKLISTS,
+                      "SELECT task_id, id, text, done FROM tasks.task_checklist WHERE task_id = "
+                      "ANY($1::bigint[]) ORDER BY task_id, id",
+                      1) < 0 ||
+        sr_db_prepare(db, TASKD_SQL_DEPENDENCIES,
+                      "SELECT task_id, depends_on FROM tasks.task_deps WHERE task_id = "
+                      "ANY($1::bigint[]) ORDER BY task_id, depends_on",
+                      1) < 0)
+        return -1;
+    return sr_db_prepare(db, TASKD_SQL_PROJECT_TASKS,
+                         "SELECT " TASKD_TASK_COLS " FROM tasks.tasks t JOIN tasks.projects p ON "
+                         "p.id = t.project_id WHERE t.project_id = $1::bigint AND t.id > "
+                         "$2::bigint ORDER BY t.id LIMIT $3::int",
+                         3);
+}
+
 Sr__Project *taskd_project_load(sr_rpc_call_t *call, int64_t id, int lock, int *failed)
 {
     const char *params[] = {taskd_num(call->arena, id)};
-    PGresult *res = sr_db_query(taskd_db(call),
-                                lock ? "SELECT " TASKD_PROJECT_COLS
-                                       " FROM tasks.projects p WHERE p.id = $1::bigint FOR UPDATE"
-                                     : "SELECT " TASKD_PROJECT_COLS
-                                       " FROM tasks.projects p WHERE p.id = $1::bigint",
-                                1, params);
+    PGresult *res = lock ? sr_db_query(taskd_db(call),
+                                       "SELECT " TASKD_PROJECT_COLS
+                                       " FROM tasks.projects p WHERE p.id = $1::bigint FOR UPDATE",
+                                       1, params)
+                         : sr_db_run(taskd_db(call), TASKD_SQL_PROJECT, 1, params);
     *failed = !res;
     Sr__Project *p = res && PQntuples(res) == 1 ? taskd_project_row(call->arena, res, 0) : NULL;
     PQclear(res);

@@ -88,6 +88,13 @@ static Sr__Status s_check(sr_rpc_call_t *call, const fields_t *f)
         return taskd_bad(call, "platform", "platform must be channels, douyin, kuaishou or taobao");
     if (!f->room_id[0] || strlen(f->room_id) > 128)
         return taskd_bad(call, "room_id", "room_id must be 1 to 128 bytes");
+    if (!taskd_time_ok(f->starts_us) || !taskd_time_ok(f->ends_us))
+        return taskd_bad(call, taskd_time_ok(f->starts_us) ? "ends_us" : "starts_us",
+                         "times are microseconds from 1970 to 9999");
+    if (f->n_crew > 20)
+        return taskd_bad(call, "crew",
+                         "a show has at most 20 crew members besides its anchor "
+                         "and field controller");
     if (f->starts_us <= 0 || f->ends_us <= f->starts_us)
         return taskd_bad(call, f->starts_us <= 0 ? "starts_us" : "ends_us",
                          "a show needs starts_us and a later ends_us");
@@ -144,7 +151,8 @@ static Sr__Status s_overlap(sr_rpc_call_t *call, int64_t self_id, const fields_t
         taskd_db(call),
         "SELECT s.id, s.platform = $1 AND s.room_id = $2, s.platform, s.room_id, "
         "to_char(s.starts_at AT TIME ZONE $7, 'YYYY-MM-DD HH24:MI'), to_char(s.ends_at AT TIME "
-        "ZONE $7, 'HH24:MI') FROM tasks.shows s WHERE s.status <> 'cancelled' AND s.id <> "
+        "ZONE $7, 'HH24:MI'), (SELECT region FROM tasks.projects WHERE id = s.project_id) FROM "
+        "tasks.shows s WHERE s.status <> 'cancelled' AND s.id <> "
         "$6::bigint AND ((s.platform = $1 AND s.room_id = $2) OR ($3::bigint <> 0 AND "
         "s.anchor_id = $3::bigint)) AND s.starts_at < " TASKD_TS("$5") " AND s.ends_at > " TASKD_TS(
             "$4") " ORDER BY s.starts_at LIMIT 1",
@@ -156,14 +164,19 @@ static Sr__Status s_overlap(sr_rpc_call_t *call, int64_t self_id, const fields_t
         long long other = taskd_int(res, 0, 0);
         const char *when =
             sr_arena_printf(call->arena, "%s-%s", PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5));
-        st = taskd_bool(res, 0, 1)
-                 ? sr_rpc_fail(call, SR__STATUS__STATUS_CONFLICT, "show_overlap", "starts_us",
-                               "room %s:%s already has show %lld at %s", f->platform, f->room_id,
-                               other, when)
+        /* a show of a region the caller does not see is not named, only its time */
+        int seen = sr_principal_sees_region(call->principal, PQgetvalue(res, 0, 6));
+        const char *which =
+            seen ? sr_arena_printf(call->arena, "show %lld", other) : "a show of another region";
+        st = taskd_bool(res, 0, 1) ? sr_rpc_fail(call, SR__STATUS__STATUS_CONFLICT, "show_overlap",
+                                                 "starts_us", "room %s:%s already has %s at %s",
+                                                 f->platform, f->room_id, which, when)
+             : seen
+                 ? sr_rpc_fail(call, SR__STATUS__STATUS_CONFLICT, "anchor_busy", "anchor_id",
+                               "anchor %lld is on %s in room %s:%s at %s", (long long)f->anchor_id,
+                               which, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), when)
                  : sr_rpc_fail(call, SR__STATUS__STATUS_CONFLICT, "anchor_busy", "anchor_id",
-                               "anchor %lld is on show %lld in room %s:%s at %s",
-                               (long long)f->anchor_id, other, PQgetvalue(res, 0, 2),
-                               PQgetvalue(res, 0, 3), when);
+                               "anchor %lld is on %s at %s", (long long)f->anchor_id, which, when);
     }
     PQclear(res);
     return st;

@@ -15,12 +15,27 @@
 #include "sr_log.h"
 #include "sr_perm.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TASK_FROM " FROM tasks.tasks t JOIN tasks.projects p ON p.id = t.project_id "
+#define MAX_ITEMS 100 /* checklist items and dependencies a request may add at once */
+/* a change of the due date or the status clears the reminders sent for the old one */
+#define UPDATE_SQL                                                                                 \
+    "UPDATE tasks.tasks SET show_id = nullif($1::bigint, 0), title = $2, description = $3, "       \
+    "phase = $4, assignee_id = $5::bigint, role = $6, priority = $7, starts_at = " TASKD_TSN(      \
+        "$8") ", due_at = " TASKD_TSN("$9") ", estimate_hours = $10::float8, due_soon_sent = "     \
+                                            "due_soon_sent AND due_at IS NOT DISTINCT "            \
+                                            "FROM " TASKD_TSN(                                     \
+                                                "$9") " AND status = $11, "                        \
+                                                      "overdue_sent = overdue_sent AND due_at IS " \
+                                                      "NOT DISTINCT FROM " TASKD_TSN(              \
+                                                          "$9") " AND status "                     \
+                                                                "= $11, status = $11, version = "  \
+                                                                "version + 1, updated_at = now() " \
+                                                                "WHERE id = $12::bigint AND "      \
+                                                                "version = $13::bigint"
 
 int taskd_role_ok(const char *role)
 {
@@ -37,7 +52,7 @@ int taskd_priority_ok(const char *priority)
     return strlen(priority) == 2 && priority[0] == 'P' && priority[1] >= '0' && priority[1] <= '3';
 }
 
-Sr__Task *taskd_task_row(sr_arena_t *a, const PGresult *res, int row)
+static Sr__Task *s_row(sr_arena_t *a, const PGresult *res, int row)
 {
     Sr__Task *t = sr_arena_alloc(a, sizeof *t);
     sr__task__init(t);
@@ -55,31 +70,101 @@ Sr__Task *taskd_task_row(sr_arena_t *a, const PGresult *res, int row)
     t->due_us = taskd_int(res, row, 11);
     t->estimate_hours = strtod(PQgetvalue(res, row, 12), NULL);
     t->status = taskd_str(a, res, row, 13);
-    json_t *items = json_loads(PQgetvalue(res, row, 14), 0, NULL);
-    size_t n = json_array_size(items);
-    t->checklist = sr_arena_alloc(a, (n + 1) * sizeof *t->checklist);
-    for (size_t i = 0; i < n; i++) {
-        json_t *item = json_array_get(items, i);
-        Sr__ChecklistItem *c = sr_arena_alloc(a, sizeof *c);
-        sr__checklist_item__init(c);
-        c->id = json_integer_value(json_array_get(item, 0));
-        c->text = sr_arena_strdup(a, json_string_value(json_array_get(item, 1)));
-        c->done = json_is_true(json_array_get(item, 2));
-        t->checklist[t->n_checklist++] = c;
-    }
-    json_decref(items);
-    json_t *deps = json_loads(PQgetvalue(res, row, 15), 0, NULL);
-    n = json_array_size(deps);
-    t->depends_on = sr_arena_alloc(a, (n + 1) * sizeof *t->depends_on);
-    for (size_t i = 0; i < n; i++)
-        t->depends_on[t->n_depends_on++] = json_integer_value(json_array_get(deps, i));
-    json_decref(deps);
-    t->template_id = taskd_int(res, row, 16);
-    t->recurring_id = taskd_int(res, row, 17);
-    t->version = taskd_int(res, row, 18);
-    t->created_us = taskd_int(res, row, 19);
-    t->updated_us = taskd_int(res, row, 20);
+    t->template_id = taskd_int(res, row, 14);
+    t->recurring_id = taskd_int(res, row, 15);
+    t->version = taskd_int(res, row, 16);
+    t->created_us = taskd_int(res, row, 17);
+    t->updated_us = taskd_int(res, row, 18);
+    t->checklist = NULL;
+    t->depends_on = NULL;
     return t;
+}
+
+typedef struct {
+    int64_t id;
+    Sr__Task *task;
+} by_id_t;
+
+static int s_by_id(const void *a, const void *b)
+{
+    int64_t x = ((const by_id_t *)a)->id, y = ((const by_id_t *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+/* s_owner - the task of id among the sorted index, NULL when none */
+static Sr__Task *s_owner(const by_id_t *index, size_t n, int64_t id)
+{
+    by_id_t key = {id, NULL};
+    const by_id_t *hit = bsearch(&key, index, n, sizeof *index, s_by_id);
+    return hit ? hit->task : NULL;
+}
+
+/* s_attach - the rows of a checklist or dependency statement onto their tasks; the rows come
+ * ordered by task, so one pass counts and a second fills */
+static void s_attach(sr_arena_t *a, const PGresult *res, const by_id_t *index, size_t n,
+                     int checklist)
+{
+    int rows = PQntuples(res);
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < rows; i++) {
+            Sr__Task *t = s_owner(index, n, taskd_int(res, i, 0));
+            if (!t)
+                continue;
+            if (pass == 0) {
+                /* counts ride in the n_ fields until the arrays exist */
+                if (checklist)
+                    t->n_checklist++;
+                else
+                    t->n_depends_on++;
+                continue;
+            }
+            if (checklist) {
+                if (!t->checklist) {
+                    t->checklist = sr_arena_alloc(a, t->n_checklist * sizeof *t->checklist);
+                    t->n_checklist = 0;
+                }
+                Sr__ChecklistItem *c = sr_arena_alloc(a, sizeof *c);
+                sr__checklist_item__init(c);
+                c->id = taskd_int(res, i, 1);
+                c->text = taskd_str(a, res, i, 2);
+                c->done = taskd_bool(res, i, 3);
+                t->checklist[t->n_checklist++] = c;
+            } else {
+                if (!t->depends_on) {
+                    t->depends_on = sr_arena_alloc(a, t->n_depends_on * sizeof *t->depends_on);
+                    t->n_depends_on = 0;
+                }
+                t->depends_on[t->n_depends_on++] = taskd_int(res, i, 1);
+            }
+        }
+}
+
+Sr__Task **taskd_task_rows(sr_db_t *db, sr_arena_t *a, const PGresult *res, int rows)
+{
+    Sr__Task **tasks = sr_arena_alloc(a, (size_t)(rows + 1) * sizeof *tasks);
+    by_id_t *index = sr_arena_alloc(a, (size_t)(rows + 1) * sizeof *index);
+    char *ids = sr_arena_alloc(a, (size_t)rows * 21 + 3);
+    size_t used = 0;
+    ids[used++] = '{';
+    for (int i = 0; i < rows; i++) {
+        tasks[i] = s_row(a, res, i);
+        index[i] = (by_id_t){tasks[i]->id, tasks[i]};
+        used += (size_t)sprintf(ids + used, "%s%lld", i ? "," : "", (long long)tasks[i]->id);
+    }
+    ids[used++] = '}', ids[used] = '\0';
+    if (rows == 0)
+        return tasks;
+    qsort(index, (size_t)rows, sizeof *index, s_by_id);
+    const char *params[] = {ids};
+    const char *statements[] = {TASKD_SQL_CHECKLISTS, TASKD_SQL_DEPENDENCIES};
+    for (int k = 0; k < 2; k++) {
+        PGresult *items = sr_db_run(db, statements[k], 1, params);
+        if (!items)
+            return NULL;
+        s_attach(a, items, index, (size_t)rows, k == 0);
+        PQclear(items);
+    }
+    return tasks;
 }
 
 Sr__Task *taskd_task_fetch(sr_db_t *db, sr_arena_t *arena, int64_t id, int *failed)
@@ -87,10 +172,10 @@ Sr__Task *taskd_task_fetch(sr_db_t *db, sr_arena_t *arena, int64_t id, int *fail
     const char *params[] = {taskd_num(arena, id)};
     PGresult *res =
         sr_db_query(db, "SELECT " TASKD_TASK_COLS TASK_FROM "WHERE t.id = $1::bigint", 1, params);
-    *failed = !res;
-    Sr__Task *t = res && PQntuples(res) == 1 ? taskd_task_row(arena, res, 0) : NULL;
+    Sr__Task **t = res && PQntuples(res) == 1 ? taskd_task_rows(db, arena, res, 1) : NULL;
+    *failed = !res || (PQntuples(res) == 1 && !t);
     PQclear(res);
-    return t;
+    return t ? t[0] : NULL;
 }
 
 Sr__Task *taskd_task_load(sr_rpc_call_t *call, int64_t id, int *failed)
@@ -154,7 +239,13 @@ static int s_begin(write_t *w, int64_t task_id)
         return -1;
     }
     w->project = taskd_visible_project(w->call, w->before->project_id, "project_id", 1, &w->st);
-    return w->project ? 0 : -1;
+    if (!w->project)
+        return -1;
+    /* read again under the project's lock: a change that waited for it sees the one before */
+    w->before = taskd_task_load(w->call, task_id, &failed);
+    if (!w->before)
+        return s_fail(w);
+    return 0;
 }
 
 /* s_may_work - planners change any task, crew only their own */
@@ -225,6 +316,9 @@ static Sr__Status s_check(sr_rpc_call_t *call, const fields_t *f)
     if (f->starts_us < 0 || f->due_us < 0 ||
         (f->starts_us && f->due_us && f->due_us < f->starts_us))
         return taskd_bad(call, "due_us", "due_us must not be before starts_us");
+    if (!taskd_time_ok(f->starts_us) || !taskd_time_ok(f->due_us))
+        return taskd_bad(call, taskd_time_ok(f->starts_us) ? "due_us" : "starts_us",
+                         "times are microseconds from 1970 to 9999");
     if (!(f->estimate >= 0 && f->estimate <= 10000))
         return taskd_bad(call, "estimate_hours", "estimate_hours must be 0 to 10000");
     if (f->assignee_id < 0 || f->show_id < 0)
@@ -272,25 +366,59 @@ static int s_add_item(write_t *w, int64_t task_id, const char *text)
     return 0;
 }
 
-/* s_cycle - the path from depends_on back to id when id -> depends_on would close a cycle, as
- * "5 -> 9 -> 7 -> 5" in arena; "" when it would not, NULL on a database failure */
+/* s_cycle - when id -> depends_on would close a cycle, the cycle as "5 -> 9 -> 7 -> 5" in
+ * arena (each waits for the next); "" when it would not, NULL on a database failure. A breadth-
+ * first walk in C over the project's dependencies (the project row is locked), so the cost is
+ * the number of edges, however the graph is shaped. */
 static const char *s_cycle(write_t *w, int64_t id, int64_t depends_on)
 {
     sr_arena_t *a = w->call->arena;
-    const char *params[] = {taskd_num(a, id), taskd_num(a, depends_on)};
-    PGresult *res = sr_db_query(
-        taskd_db(w->call),
-        "WITH RECURSIVE up (t, path) AS (SELECT $2::bigint, ARRAY[$2::bigint] UNION ALL SELECT "
-        "d.depends_on, up.path || d.depends_on FROM tasks.task_deps d JOIN up ON d.task_id = up.t "
-        "WHERE NOT d.depends_on = ANY(up.path)) SELECT array_to_string(path, ' -> ') FROM up "
-        "WHERE t = $1::bigint LIMIT 1",
-        2, params);
+    const char *params[] = {taskd_num(a, w->project->id)};
+    PGresult *res = sr_db_query(taskd_db(w->call),
+                                "SELECT d.task_id, d.depends_on FROM tasks.task_deps d JOIN "
+                                "tasks.tasks t ON t.id = d.task_id WHERE t.project_id = "
+                                "$1::bigint ORDER BY d.task_id",
+                                1, params);
     if (!res)
         return NULL;
-    const char *path = PQntuples(res) == 1
-                           ? sr_arena_printf(a, "%lld -> %s", (long long)id, PQgetvalue(res, 0, 0))
-                           : "";
+    size_t edges = (size_t)PQntuples(res);
+    int64_t *from = sr_arena_alloc(a, (edges + 1) * sizeof *from);
+    int64_t *to = sr_arena_alloc(a, (edges + 1) * sizeof *to);
+    for (size_t i = 0; i < edges; i++)
+        from[i] = taskd_int(res, (int)i, 0), to[i] = taskd_int(res, (int)i, 1);
     PQclear(res);
+    /* nodes reached from depends_on, each with the node it was reached from */
+    int64_t *node = sr_arena_alloc(a, (edges + 2) * sizeof *node);
+    int64_t *parent = sr_arena_alloc(a, (edges + 2) * sizeof *parent);
+    size_t n = 0, head = 0;
+    node[n] = depends_on, parent[n++] = -1;
+    long found = depends_on == id ? 0 : -1;
+    while (head < n && found < 0) {
+        int64_t cur = node[head];
+        for (size_t e = 0; e < edges && found < 0; e++) {
+            if (from[e] != cur)
+                continue;
+            size_t k = 0;
+            while (k < n && node[k] != to[e])
+                k++;
+            if (k < n)
+                continue;
+            node[n] = to[e], parent[n] = (int64_t)head;
+            if (to[e] == id)
+                found = (long)n;
+            n++;
+        }
+        head++;
+    }
+    if (found < 0)
+        return "";
+    char *path = sr_arena_printf(a, "%lld", (long long)id);
+    int64_t chain[64];
+    size_t len = 0;
+    for (long k = found; k >= 0 && len < 64; k = (long)parent[k])
+        chain[len++] = node[k];
+    for (size_t i = len; i-- > 0;)
+        path = sr_arena_printf(a, "%s -> %lld", path, (long long)chain[i]);
     return path;
 }
 
@@ -379,6 +507,12 @@ static int s_create_tx(sr_db_t *db, void *arg)
         return s_fail(w);
     int64_t id = taskd_int(res, 0, 0);
     PQclear(res);
+    if (in->n_checklist > MAX_ITEMS || in->n_depends_on > MAX_ITEMS) {
+        w->st = taskd_bad(call, in->n_checklist > MAX_ITEMS ? "checklist" : "depends_on",
+                          "at most %d checklist items and %d dependencies at once", MAX_ITEMS,
+                          MAX_ITEMS);
+        return -1;
+    }
     for (size_t i = 0; i < in->n_checklist; i++)
         if (s_add_item(w, id, in->checklist[i]) < 0)
             return -1;
@@ -409,25 +543,11 @@ TASKD_METHOD(taskd_task_get)
     return SR__STATUS__STATUS_OK;
 }
 
-static Sr__Status s_list(sr_rpc_call_t *call, const Sr__TaskList *in, int64_t assignee,
-                         ProtobufCMessage **reply)
+/* s_query - a filtered task page (the general statement) */
+static PGresult *s_query(sr_rpc_call_t *call, const Sr__TaskList *in, int64_t assignee,
+                         int64_t after, int limit)
 {
     const Sr__Principal *p = call->principal;
-    if (in->status[0] && !taskd_status_known(TASKD_TASK, in->status))
-        return taskd_bad(call, "status", "status must be one of %s", taskd_statuses(TASKD_TASK));
-    if (in->phase[0] && !taskd_phase_ok(in->phase))
-        return taskd_bad(call, "phase", "phase must be prep, live or review");
-    if (in->due[0] && strcmp(in->due, "overdue") != 0 && strcmp(in->due, "soon") != 0)
-        return taskd_bad(call, "due", "due must be overdue or soon");
-    if (in->project_id) {
-        Sr__Status st;
-        if (!taskd_visible_project(call, in->project_id, "project_id", 0, &st))
-            return st;
-    }
-    int64_t after;
-    if (taskd_cursor_id(call, in->cursor, &after) < 0)
-        return SR__STATUS__STATUS_BAD_REQUEST;
-    int limit = taskd_limit(in->limit);
     sr_arena_t *a = call->arena;
     const char *params[] = {sr_principal_is_hq(p) ? "t" : "f",
                             sr_db_text_array(a, p->regions, p->n_regions),
@@ -440,7 +560,7 @@ static Sr__Status s_list(sr_rpc_call_t *call, const Sr__TaskList *in, int64_t as
                             taskd_num(a, taskd_of(call)->cfg->due_soon_ms * 1000),
                             taskd_num(a, after),
                             taskd_num(a, limit + 1)};
-    PGresult *res = sr_db_query(
+    return sr_db_query(
         taskd_db(call),
         "SELECT " TASKD_TASK_COLS TASK_FROM
         "WHERE ($1::bool OR p.region = ANY($2::text[])) AND ($3::bigint = 0 OR t.project_id = "
@@ -451,14 +571,59 @@ static Sr__Status s_list(sr_rpc_call_t *call, const Sr__TaskList *in, int64_t as
         "$9::bigint * interval '1 microsecond' END)) AND t.id > $10::bigint ORDER BY t.id LIMIT "
         "$11::int",
         11, params);
+}
+
+static Sr__Status s_list(sr_rpc_call_t *call, const Sr__TaskList *in, int64_t assignee,
+                         ProtobufCMessage **reply)
+{
+    const Sr__Principal *p = call->principal;
+    if (in->status[0] && !taskd_status_known(TASKD_TASK, in->status))
+        return taskd_bad(call, "status", "status must be one of %s", taskd_statuses(TASKD_TASK));
+    if (in->phase[0] && !taskd_phase_ok(in->phase))
+        return taskd_bad(call, "phase", "phase must be prep, live or review");
+    if (in->due[0] && strcmp(in->due, "overdue") != 0 && strcmp(in->due, "soon") != 0)
+        return taskd_bad(call, "due", "due must be overdue or soon");
+    int64_t after;
+    if (taskd_cursor_id(call, in->cursor, &after) < 0)
+        return SR__STATUS__STATUS_BAD_REQUEST;
+    int limit = taskd_limit(in->limit);
+    sr_arena_t *a = call->arena;
+    /* a project's tasks and nothing else: the prepared statement, and one query when the page
+     * has rows (they carry the project's region) */
+    int plain = in->project_id && !in->show_id && !assignee && !in->status[0] && !in->phase[0] &&
+                !in->due[0];
+    PGresult *res = NULL;
+    if (plain) {
+        const char *params[] = {taskd_num(a, in->project_id), taskd_num(a, after),
+                                taskd_num(a, limit + 1)};
+        if (!(res = sr_db_run(taskd_db(call), TASKD_SQL_PROJECT_TASKS, 3, params)))
+            return taskd_db_fail(call);
+        if (PQntuples(res) && !sr_principal_sees_region(p, PQgetvalue(res, 0, 3))) {
+            PQclear(res);
+            return sr_rpc_fail(call, SR__STATUS__STATUS_NOT_FOUND, "not_found", "project_id",
+                               "no project %lld", (long long)in->project_id);
+        }
+    }
+    if ((!res || !PQntuples(res)) && in->project_id) {
+        Sr__Status st;
+        if (!taskd_visible_project(call, in->project_id, "project_id", 0, &st)) {
+            PQclear(res);
+            return st;
+        }
+    }
+    if (!res)
+        res = s_query(call, in, assignee, after, limit);
     if (!res)
         return taskd_db_fail(call);
     Sr__TaskPage *out = sr_arena_alloc(a, sizeof *out);
     sr__task_page__init(out);
     int rows = PQntuples(res) > limit ? limit : PQntuples(res);
-    out->tasks = sr_arena_alloc(a, (size_t)(rows + 1) * sizeof *out->tasks);
-    for (int i = 0; i < rows; i++)
-        out->tasks[out->n_tasks++] = taskd_task_row(a, res, i);
+    out->tasks = taskd_task_rows(taskd_db(call), a, res, rows);
+    if (!out->tasks) {
+        PQclear(res);
+        return taskd_db_fail(call);
+    }
+    out->n_tasks = (size_t)rows;
     out->next_cursor =
         taskd_page_cursor(a, PQntuples(res), limit, rows ? out->tasks[rows - 1]->id : 0);
     PQclear(res);
@@ -573,31 +738,15 @@ static int s_update_tx(sr_db_t *db, void *arg)
                             status,
                             taskd_num(a, b->id),
                             taskd_num(a, b->version)};
-    PGresult *res = sr_db_query(
-        db,
-        "UPDATE tasks.tasks SET show_id = nullif($1::bigint, 0), title = $2, description = $3, "
-        "phase = $4, assignee_id = $5::bigint, role = $6, priority = $7, starts_at = " TASKD_TSN(
-            "$8") ", due_at = " TASKD_TSN("$9") ", estimate_hours = $10::float8, due_soon_sent = "
-                                                "due_soon_sent AND due_at IS NOT DISTINCT FROM "
-                                                "" TASKD_TSN(
-                                                    "$9") " AND status = $11, "
-                                                          "overdue_sent = overdue_sent AND "
-                                                          "due_at IS NOT DISTINCT FROM "
-                                                          "" TASKD_TSN("$9") " AND status "
-                                                                             "= $11, "
-                                                                             "status = $11, "
-                                                                             "version = "
-                                                                             "version + 1, "
-                                                                             "updated_at = "
-                                                                             "now() WHERE "
-                                                                             "id = "
-                                                                             "$12::bigint "
-                                                                             "AND version = "
-                                                                             "$13::bigint",
-        13, params);
+    PGresult *res = sr_db_query(db, UPDATE_SQL, 13, params);
     if (!res)
         return s_fail(w);
+    int updated = atoi(PQcmdTuples(res));
     PQclear(res);
+    if (updated != 1) {
+        w->st = taskd_stale(call, "task", b->id, b->version + 1, b->version);
+        return -1;
+    }
     if (w->project->auto_schedule && b->due_us && f.due_us && f.due_us != b->due_us &&
         s_shift(w, b->id, f.due_us - b->due_us) < 0)
         return -1;

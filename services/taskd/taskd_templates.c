@@ -15,6 +15,7 @@
 #include "sr_perm.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TEMPLATE_COLS                                                                              \
@@ -169,7 +170,13 @@ static Sr__Status s_check_steps(sr_rpc_call_t *call, Sr__TemplateStep *const *st
         if (s->duration_minutes < 0 || s->duration_minutes > 525600 ||
             s->offset_minutes < -525600 || s->offset_minutes > 525600)
             return taskd_bad(call, field, "%s: offset and duration must be within a year", field);
+        if (s->n_depends_on > MAX_STEPS || s->n_checklist > 100)
+            return taskd_bad(call, field, "%s: at most %d dependencies and 100 checklist items",
+                             field, MAX_STEPS);
         for (size_t d = 0; d < s->n_depends_on; d++) {
+            for (size_t e = 0; e < d; e++)
+                if (strcmp(s->depends_on[e], s->depends_on[d]) == 0)
+                    return taskd_bad(call, field, "%s waits for %s twice", field, s->depends_on[d]);
             size_t j = 0;
             while (j < i && strcmp(steps[j]->key, s->depends_on[d]) != 0)
                 j++;
@@ -350,12 +357,13 @@ static int s_apply_tx(sr_db_t *db, void *arg)
     sr_rpc_call_t *call = w->call;
     sr_arena_t *a = call->arena;
     const char *sp[] = {taskd_num(a, w->in->id)};
-    PGresult *show = sr_db_query(
-        db,
-        "SELECT s.project_id, s.anchor_id, s.controller_id, c.role, c.user_id, "
-        "(extract(epoch FROM s.starts_at) * 1000000)::bigint FROM tasks.shows s LEFT JOIN "
-        "tasks.show_crew c ON c.show_id = s.id WHERE s.id = $1::bigint ORDER BY c.pos",
-        1, sp);
+    PGresult *show =
+        sr_db_query(db,
+                    "SELECT s.project_id, s.anchor_id, s.controller_id, c.role, c.user_id, "
+                    "(extract(epoch FROM s.starts_at) * 1000000)::bigint, s.status FROM "
+                    "tasks.shows s LEFT JOIN "
+                    "tasks.show_crew c ON c.show_id = s.id WHERE s.id = $1::bigint ORDER BY c.pos",
+                    1, sp);
     if (!show) {
         w->st = taskd_db_fail(call);
         return -1;
@@ -368,7 +376,23 @@ static int s_apply_tx(sr_db_t *db, void *arg)
     w->project = taskd_visible_project(call, taskd_int(show, 0, 0), "id", 1, &w->st);
     if (!w->project) {
         PQclear(show);
-        w->st = taskd_not_found(call, "show", w->in->id);
+        if (w->st == SR__STATUS__STATUS_NOT_FOUND)
+            w->st = taskd_not_found(call, "show", w->in->id);
+        return -1;
+    }
+    const char *show_status = PQgetvalue(show, 0, 6);
+    if (strcmp(show_status, "scheduled") != 0 && strcmp(show_status, "live") != 0) {
+        w->st = sr_rpc_fail(call, SR__STATUS__STATUS_CONFLICT, "show_closed", "id",
+                            "show %lld is %s; templates apply to scheduled and live shows",
+                            (long long)w->in->id, show_status);
+        PQclear(show);
+        return -1;
+    }
+    if (strcmp(w->project->status, "closed") == 0 || strcmp(w->project->status, "cancelled") == 0) {
+        PQclear(show);
+        w->st = sr_rpc_fail(call, SR__STATUS__STATUS_CONFLICT, "project_closed", "id",
+                            "project %lld is %s; its shows cannot change",
+                            (long long)w->project->id, w->project->status);
         return -1;
     }
     if (w->tpl->project_id && w->tpl->project_id != w->project->id) {
@@ -382,6 +406,23 @@ static int s_apply_tx(sr_db_t *db, void *arg)
     if ((w->st = taskd_wip_check(call, w->project, "todo", (int)w->tpl->n_steps)) !=
         SR__STATUS__STATUS_OK) {
         PQclear(show);
+        return -1;
+    }
+    const char *once[] = {sp[0], taskd_num(a, w->tpl->id)};
+    PGresult *mark = sr_db_query(db,
+                                 "INSERT INTO tasks.show_templates (show_id, template_id) VALUES "
+                                 "($1::bigint, $2::bigint) ON CONFLICT DO NOTHING",
+                                 2, once);
+    int first = mark && atoi(PQcmdTuples(mark)) == 1;
+    PQclear(mark);
+    if (!first) {
+        PQclear(show);
+        w->st =
+            mark ? sr_rpc_fail(call, SR__STATUS__STATUS_CONFLICT, "already_applied", "template_id",
+                               "template %lld is applied to show %lld already; it applies "
+                               "to a show once",
+                               (long long)w->tpl->id, (long long)w->in->id)
+                 : taskd_db_fail(call);
         return -1;
     }
     int64_t show_start = taskd_int(show, 0, 5);
@@ -408,23 +449,14 @@ static int s_apply_tx(sr_db_t *db, void *arg)
             "WITH t AS (INSERT INTO tasks.tasks (project_id, show_id, title, phase, assignee_id, "
             "role, priority, starts_at, due_at, estimate_hours, template_id, template_key) VALUES "
             "($1::bigint, $2::bigint, $3, $4, $5::bigint, $6, $7, " TASKD_TS("$8") ", " TASKD_TS(
-                "$9") ", $10::float8, $11::bigint, $12) ON CONFLICT (show_id, template_key) DO "
-                      "NOTHING RETURNING id), c AS (INSERT INTO tasks.task_checklist (task_id, "
+                "$9") ", $10::float8, $11::bigint, $12) RETURNING id), c AS (INSERT INTO "
+                      "tasks.task_checklist (task_id, "
                       "text) SELECT t.id, item FROM t, unnest($13::text[]) WITH ORDINALITY AS "
                       "u (item, n) ORDER BY n) SELECT id FROM t",
             13, params);
         if (!res) {
             PQclear(show);
             w->st = taskd_db_fail(call);
-            return -1;
-        }
-        if (PQntuples(res) != 1) {
-            PQclear(res);
-            PQclear(show);
-            w->st = sr_rpc_fail(call, SR__STATUS__STATUS_CONFLICT, "already_applied", "template_id",
-                                "show %lld already has step %s of a template; a template applies "
-                                "to a show once",
-                                (long long)w->in->id, s->key);
             return -1;
         }
         ids[i] = taskd_int(res, 0, 0);

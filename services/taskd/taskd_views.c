@@ -1,7 +1,8 @@
 /* taskd_views - a project's kanban and Gantt chart, and the critical path behind the Gantt.
  *
  * Kanban: one column per task status in life-cycle order, with the column's WIP limit (the
- * project's wip_todo / wip_doing / wip_blocked; 0 = none), its count and its tasks.
+ * project's wip_todo / wip_doing / wip_blocked; 0 = none), its count and its first
+ * KANBAN_COLUMN_MAX tasks by priority and due date.
  * Gantt: every task with start, due and dependencies, ordered by start, and the critical path:
  * a forward pass gives each task its earliest finish (its duration after the latest earliest
  * finish of what it waits for), a backward pass its latest finish without moving the project's
@@ -15,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TASK_FROM " FROM tasks.tasks t JOIN tasks.projects p ON p.id = t.project_id "
+#define TASK_FROM         " FROM tasks.tasks t JOIN tasks.projects p ON p.id = t.project_id "
+#define KANBAN_COLUMN_MAX 500 /* tasks listed per column (count has them all) */
 
 static const char *const s_columns[] = {"todo", "doing", "blocked", "done", "cancelled"};
 
@@ -52,15 +54,19 @@ TASKD_METHOD(taskd_kanban)
         col->tasks = sr_arena_alloc(a, (size_t)(rows + 1) * sizeof *col->tasks);
         out->columns[out->n_columns++] = col;
     }
+    Sr__Task **tasks = taskd_task_rows(taskd_db(call), a, res, rows);
+    PQclear(res);
+    if (!tasks)
+        return taskd_db_fail(call);
     for (int i = 0; i < rows; i++) {
-        Sr__Task *t = taskd_task_row(a, res, i);
+        Sr__Task *t = tasks[i];
         for (size_t c = 0; c < ncol; c++)
             if (strcmp(t->status, s_columns[c]) == 0) {
-                out->columns[c]->tasks[out->columns[c]->n_tasks++] = t;
+                if (out->columns[c]->n_tasks < KANBAN_COLUMN_MAX)
+                    out->columns[c]->tasks[out->columns[c]->n_tasks++] = t;
                 out->columns[c]->count++;
             }
     }
-    PQclear(res);
     *reply = &out->base;
     return SR__STATUS__STATUS_OK;
 }
@@ -70,54 +76,81 @@ static int64_t s_duration(const taskd_cpm_task_t *t)
     return t->starts_us && t->due_us && t->due_us > t->starts_us ? t->due_us - t->starts_us : 0;
 }
 
-/* s_index - position of id in tasks, -1 when it is not there */
-static long s_index(const taskd_cpm_task_t *tasks, size_t n, int64_t id)
+typedef struct {
+    int64_t id;
+    size_t at;
+} slot_t;
+
+static int s_slot_cmp(const void *a, const void *b)
 {
-    for (size_t i = 0; i < n; i++)
-        if (tasks[i].id == id)
-            return (long)i;
-    return -1;
+    int64_t x = ((const slot_t *)a)->id, y = ((const slot_t *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+/* s_index - position of id in tasks through the sorted slots, -1 when it is not there */
+static long s_index(const slot_t *slots, size_t n, int64_t id)
+{
+    slot_t key = {id, 0};
+    const slot_t *hit = bsearch(&key, slots, n, sizeof *slots, s_slot_cmp);
+    return hit ? (long)hit->at : -1;
 }
 
 size_t taskd_cpm(taskd_cpm_task_t *tasks, size_t n, int64_t *path)
 {
     if (n == 0)
         return 0;
+    slot_t *slots = sr_calloc(n, sizeof *slots);
+    for (size_t i = 0; i < n; i++)
+        slots[i] = (slot_t){tasks[i].id, i};
+    qsort(slots, n, sizeof *slots, s_slot_cmp);
+    /* dependencies as positions (a dependency on a task not in the set is ignored), the
+     * reverse edges for Kahn's algorithm, and each task's count of dependencies not placed */
+    size_t edges = 0;
+    for (size_t i = 0; i < n; i++)
+        edges += tasks[i].n_depends_on;
+    size_t *first = sr_calloc(n + 1, sizeof *first), *next = sr_calloc(edges + 1, sizeof *next);
+    long *dep = sr_calloc(edges + 1, sizeof *dep);
+    size_t *owner = sr_calloc(edges + 1, sizeof *owner); /* the task an edge belongs to */
+    size_t *waiting = sr_calloc(n, sizeof *waiting), *order = sr_calloc(n, sizeof *order);
     int64_t *ef = sr_calloc(n, sizeof *ef), *lf = sr_calloc(n, sizeof *lf);
-    size_t *order = sr_calloc(n, sizeof *order), done = 0;
-    char *placed = sr_calloc(n, 1);
-    /* topological order (dependencies are acyclic; a dependency on a task not in the set is
-     * ignored) */
-    while (done < n) {
-        size_t before = done;
-        for (size_t i = 0; i < n; i++) {
-            if (placed[i])
-                continue;
-            int ready = 1;
-            for (size_t d = 0; d < tasks[i].n_depends_on; d++) {
-                long j = s_index(tasks, n, tasks[i].depends_on[d]);
-                if (j >= 0 && !placed[j])
-                    ready = 0;
-            }
-            if (ready) {
-                placed[i] = 1;
-                order[done++] = i;
+    size_t *head = sr_calloc(n, sizeof *head); /* 0 = none, else edge index + 1 */
+    size_t e = 0;
+    for (size_t i = 0; i < n; i++) {
+        first[i] = e;
+        for (size_t d = 0; d < tasks[i].n_depends_on; d++, e++) {
+            dep[e] = s_index(slots, n, tasks[i].depends_on[d]);
+            owner[e] = i;
+            if (dep[e] >= 0) {
+                waiting[i]++;
+                next[e] = head[dep[e]]; /* the successors of dep[e], as a list through next */
+                head[dep[e]] = e + 1;
             }
         }
-        if (done == before) /* a cycle after all: place the rest as they come */
-            for (size_t i = 0; i < n; i++)
-                if (!placed[i])
-                    placed[i] = 1, order[done++] = i;
     }
+    first[n] = e;
+    size_t placed = 0, done = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!waiting[i])
+            order[placed++] = i;
+    while (done < placed) {
+        size_t i = order[done++];
+        for (size_t k = head[i]; k; k = next[k - 1]) {
+            size_t succ = owner[k - 1];
+            if (--waiting[succ] == 0)
+                order[placed++] = succ;
+        }
+    }
+    /* a cycle after all (it cannot be made through the API): the rest as they come */
+    for (size_t i = 0; i < n && placed < n; i++)
+        if (waiting[i])
+            waiting[i] = 0, order[placed++] = i;
     int64_t end = 0;
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k];
         int64_t es = 0;
-        for (size_t d = 0; d < tasks[i].n_depends_on; d++) {
-            long j = s_index(tasks, n, tasks[i].depends_on[d]);
-            if (j >= 0 && ef[j] > es)
-                es = ef[j];
-        }
+        for (size_t x = first[i]; x < first[i + 1]; x++)
+            if (dep[x] >= 0 && ef[dep[x]] > es)
+                es = ef[dep[x]];
         ef[i] = es + s_duration(&tasks[i]);
         if (ef[i] > end)
             end = ef[i];
@@ -127,11 +160,9 @@ size_t taskd_cpm(taskd_cpm_task_t *tasks, size_t n, int64_t *path)
     for (size_t k = n; k-- > 0;) {
         size_t i = order[k];
         int64_t ls = lf[i] - s_duration(&tasks[i]);
-        for (size_t d = 0; d < tasks[i].n_depends_on; d++) {
-            long j = s_index(tasks, n, tasks[i].depends_on[d]);
-            if (j >= 0 && ls < lf[j])
-                lf[j] = ls;
-        }
+        for (size_t x = first[i]; x < first[i + 1]; x++)
+            if (dep[x] >= 0 && ls < lf[dep[x]])
+                lf[dep[x]] = ls;
     }
     size_t len = 0;
     long last = -1;
@@ -147,8 +178,8 @@ size_t taskd_cpm(taskd_cpm_task_t *tasks, size_t n, int64_t *path)
         path[len++] = tasks[last].id;
         int64_t es = ef[last] - s_duration(&tasks[last]);
         long prev = -1;
-        for (size_t d = 0; d < tasks[last].n_depends_on; d++) {
-            long j = s_index(tasks, n, tasks[last].depends_on[d]);
+        for (size_t x = first[last]; x < first[last + 1]; x++) {
+            long j = dep[x];
             if (j >= 0 && tasks[j].critical && ef[j] == es &&
                 (prev < 0 || tasks[j].id < tasks[prev].id))
                 prev = j;
@@ -159,7 +190,8 @@ size_t taskd_cpm(taskd_cpm_task_t *tasks, size_t n, int64_t *path)
         int64_t t = path[i];
         path[i] = path[len - 1 - i], path[len - 1 - i] = t;
     }
-    free(ef), free(lf), free(order), free(placed);
+    free(slots), free(first), free(next), free(dep), free(owner), free(waiting), free(order);
+    free(ef), free(lf), free(head);
     return len;
 }
 
@@ -186,8 +218,12 @@ TASKD_METHOD(taskd_gantt)
     out->project_id = project->id;
     out->tasks = sr_arena_alloc(a, (n + 1) * sizeof *out->tasks);
     taskd_cpm_task_t *cpm = sr_arena_alloc(a, (n + 1) * sizeof *cpm);
+    Sr__Task **tasks = taskd_task_rows(taskd_db(call), a, res, (int)n);
+    PQclear(res);
+    if (!tasks)
+        return taskd_db_fail(call);
     for (size_t i = 0; i < n; i++) {
-        Sr__Task *t = taskd_task_row(a, res, (int)i);
+        Sr__Task *t = tasks[i];
         Sr__GanttTask *g = sr_arena_alloc(a, sizeof *g);
         sr__gantt_task__init(g);
         g->id = t->id;
@@ -206,7 +242,6 @@ TASKD_METHOD(taskd_gantt)
         if (t->due_us > out->ends_us)
             out->ends_us = t->due_us;
     }
-    PQclear(res);
     out->critical_path = sr_arena_alloc(a, (n + 1) * sizeof *out->critical_path);
     out->n_critical_path = taskd_cpm(cpm, n, out->critical_path);
     for (size_t i = 0; i < n; i++) {

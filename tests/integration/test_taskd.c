@@ -497,10 +497,9 @@ static void test_template_apply(void **state)
     snprintf(body, sizeof body, "{\"template_id\":\"%lld\"}", big);
     char want[300];
     snprintf(want, sizeof want,
-             "{\"error\":{\"code\":\"already_applied\",\"message\":\"show %lld already has step "
-             "selection of a template; a template applies to a show once\",\"field\":"
-             "\"template_id\"}}",
-             show_id);
+             "{\"error\":{\"code\":\"already_applied\",\"message\":\"template %lld is applied "
+             "to show %lld already; it applies to a show once\",\"field\":\"template_id\"}}",
+             big, show_id);
     s_expect("POST", path, s_fx.op_east, body, 409, want);
     assert_int_equal(s_count("SELECT count(*) FROM tasks.tasks WHERE show_id = %lld", show_id), n);
     /* the Gantt's critical path: selection, script, warmup, live checklist, review */
@@ -513,6 +512,14 @@ static void test_template_apply(void **state)
         assert_int_equal(atoll(json_string_value(json_array_get(cp, i))), ids[chain[i]]);
     assert_int_equal(json_array_size(json_object_get(g, "tasks")), n);
     json_decref(g);
+    snprintf(path, sizeof path, "/shows/%lld/apply-template", show_id);
+    /* another template on the same show is fine, though its step keys are the same */
+    json_t *regular =
+        s_json(201, "POST", path, s_fx.op_east, "{\"template_id\":\"%lld\"}", big + 1);
+    assert_int_equal(json_array_size(json_object_get(regular, "tasks")), 4);
+    json_decref(regular);
+    assert_int_equal(s_count("SELECT count(*) FROM tasks.tasks WHERE show_id = %lld", show_id),
+                     n + 4);
     /* a user's own template, copied from a built-in one to this project, then to another */
     snprintf(path, sizeof path, "/templates/%lld/copy", big);
     json_t *copy = s_json(201, "POST", path, s_fx.op_east,
@@ -555,6 +562,15 @@ static void test_template_apply(void **state)
     json_decref(page);
     snprintf(path, sizeof path, "/templates/%lld", big);
     s_expect("DELETE", path, s_fx.admin, NULL, 409, NULL);
+    /* no template on a cancelled show */
+    assert_int_equal(s_patch_status("shows", other_show, "cancelled", s_fx.op_east), 200);
+    snprintf(path, sizeof path, "/shows/%lld/apply-template", other_show);
+    snprintf(want, sizeof want,
+             "{\"error\":{\"code\":\"show_closed\",\"message\":\"show %lld is cancelled; "
+             "templates apply to scheduled and live shows\",\"field\":\"id\"}}",
+             other_show);
+    snprintf(body, sizeof body, "{\"template_id\":\"%lld\"}", big);
+    s_expect("POST", path, s_fx.op_east, body, 409, want);
 }
 
 static void test_reschedule(void **state)

@@ -133,12 +133,20 @@ CREATE TABLE tasks.tasks (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     CHECK (due_at IS NULL OR starts_at IS NULL OR due_at >= starts_at),
-    UNIQUE (show_id, template_key),
+    UNIQUE (show_id, template_id, template_key),
     UNIQUE (recurring_id, occurs_on)
 );
 CREATE INDEX tasks_project ON tasks.tasks (project_id, id);
 CREATE INDEX tasks_assignee ON tasks.tasks (assignee_id, due_at) WHERE assignee_id <> 0;
 CREATE INDEX tasks_open_due ON tasks.tasks (due_at) WHERE status IN ('todo', 'doing', 'blocked');
+
+-- the templates applied to a show: each applies once
+CREATE TABLE tasks.show_templates (
+    show_id bigint NOT NULL REFERENCES tasks.shows (id) ON DELETE CASCADE,
+    template_id bigint NOT NULL REFERENCES tasks.templates (id) ON DELETE CASCADE,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (show_id, template_id)
+);
 
 CREATE TABLE tasks.task_checklist (
     id bigserial PRIMARY KEY,

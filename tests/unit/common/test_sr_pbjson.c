@@ -627,6 +627,58 @@ static void test_long_path_stays_utf8(void **state)
     sr_arena_destroy(&arena);
 }
 
+/* s_assert_same_as_tree - the text encoder writes what jansson dumps of the tree encoder */
+static void s_assert_same_as_tree(const ProtobufCMessage *msg)
+{
+    json_t *tree = sr_pbjson_encode(msg);
+    char *want = json_dumps(tree, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *got = sr_pbjson_encode_text(msg);
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    json_decref(tree);
+}
+
+/* the text encoder against the tree: every type, every byte a string can hold, odd reals */
+static void test_text_matches_tree(void **state)
+{
+    (void)state;
+    Pbtest__All all = PBTEST__ALL__INIT;
+    s_assert_same_as_tree(&all.base);
+    s_build_full(&all.base);
+    s_assert_same_as_tree(&all.base);
+    char every[160];
+    size_t n = 0;
+    for (int c = 1; c < 0x80; c++)
+        every[n++] = (char)c;
+    memcpy(every + n, "/\xc3\xa9\xe7\x9b\xb4\xf0\x9f\x93\xba\xff\xc0\xaf\xed\xa0\x80\xe7", 17);
+    every[n + 17] = '\0';
+    all.f_string = every;
+    const double reals[] = {0.0,           -0.0, 24.0,     0.1,       1e300,   -2.5e-300,
+                            123456789.125, NAN,  INFINITY, -INFINITY, DBL_MAX, DBL_MIN};
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
+        all.f_double = reals[i];
+        all.f_float = (float)reals[i];
+        s_assert_same_as_tree(&all.base);
+    }
+    all.f_enum = 99;
+    all.choice_case = PBTEST__ALL__CHOICE_CHOICE_TEXT;
+    all.choice_text = "\t\"x\"";
+    s_assert_same_as_tree(&all.base);
+    Pbtest__Optionals opt = PBTEST__OPTIONALS__INIT;
+    s_assert_same_as_tree(&opt.base);
+    s_build_optionals_set(&opt.base);
+    s_assert_same_as_tree(&opt.base);
+    Pbtest__WithMap map = PBTEST__WITH_MAP__INIT;
+    Pbtest__WithMap__LabelsEntry entry = PBTEST__WITH_MAP__LABELS_ENTRY__INIT,
+                                 *entries[] = {&entry};
+    entry.key = "k\n";
+    entry.value = -1;
+    map.n_labels = 1;
+    map.labels = entries;
+    s_assert_same_as_tree(&map.base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -641,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_nesting_limit),
         cmocka_unit_test(test_decode_json_values),
         cmocka_unit_test(test_long_path_stays_utf8),
+        cmocka_unit_test(test_text_matches_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
