@@ -53,7 +53,7 @@ TEST_GEN_C  := $(patsubst %.proto,$(BUILD)/gen/test/%.pb-c.c,$(notdir $(TEST_PRO
 
 
 .SECONDEXPANSION:
-.PHONY: all deps check-deps check-build-deps test tests-build run stop status bench bench-ingest bench-me format format-check clean
+.PHONY: all deps check-deps check-build-deps test tests-build run stop status bench bench-ingest bench-me bench-gateway format format-check clean
 .SECONDARY:
 
 all: check-build-deps $(BINS)
@@ -150,7 +150,7 @@ status:
 	@deploy/run.sh status
 
 # --- benchmarks: release build, each bench-* starts its own PostgreSQL and processes ---------
-bench: all bench-ingest bench-me
+bench: all bench-ingest bench-me bench-gateway
 
 $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/lib/libsr-ingestd.a $(LIBSR)
 	@mkdir -p $(dir $@)
@@ -161,6 +161,9 @@ bench-ingest: all $(BUILD)/tests/bench/bench_ingest
 
 bench-me: all
 	tests/bench/bench-me.sh $(BUILD)
+
+bench-gateway: all
+	tests/bench/bench-gateway.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
