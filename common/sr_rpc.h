@@ -45,9 +45,9 @@ typedef struct {
 typedef Sr__Status(sr_rpc_handler_fn)(sr_rpc_call_t *call, const ProtobufCMessage *request,
                                       ProtobufCMessage **reply);
 
-/* flags of a method */
-#define SR_RPC_READ 1u /* changes nothing and needs no loop-thread resource: may run on a worker   \
-                        */
+/* flags of a method: SR_RPC_READ changes nothing and needs no loop-thread resource, so it may
+ * run on a worker */
+#define SR_RPC_READ 1u
 
 typedef struct {
     const char *method; /* "tasks.project.get" */
