@@ -88,8 +88,10 @@ const gw_route_t gatewayd_routes[] = {
           "projects.read", 0, "List projects (campaigns)"),
     TASKS("POST", "/api/v1/projects", "tasks.project.create", project_create, project,
           "projects.plan", GW_MUTATION | GW_CREATED, "Create a project"),
-    TASKS("GET", "/api/v1/projects/{id}", "tasks.project.get", task_id, project, "projects.read", 0,
-          "Read a project"),
+    {"GET", "/api/v1/projects/{id}", GW_SVC_TASKS, "tasks.project.get", D(task_id), D(project),
+     "projects.read", 0, "Read a project",
+     "SELECT * FROM tasks.api_projects WHERE id = $1::bigint AND ($2::bool OR region = "
+     "ANY($3::text[]))"},
     TASKS("PATCH", "/api/v1/projects/{id}", "tasks.project.update", project_update, project,
           "projects.plan", GW_MUTATION | GW_MASK, "Change a project or move its status"),
     TASKS("GET", "/api/v1/projects/{project_id}/tasks", "tasks.task.list", task_list, task_page,
@@ -506,8 +508,11 @@ static gw_http_out_t s_serve(gatewayd_t *gw, const gw_route_t *route, const gw_h
             return out;
         }
     }
-    gw_result_t r = gatewayd_call(gw, route->service, route->rpc, principal, in->request_id,
-                                  request, route->reply, token_id, in->client_ip, arena);
+    gw_result_t r = {0};
+    if (route->view && gatewayd_view_read(gw, route, request, principal, arena, &r.reply) == 1)
+        return s_answer(gw, route, in, principal, &r);
+    r = gatewayd_call(gw, route->service, route->rpc, principal, in->request_id, request,
+                      route->reply, token_id, in->client_ip, arena);
     if (route->flags & GW_LOGIN) {
         if (r.status == SR__STATUS__STATUS_UNAUTHENTICATED)
             gatewayd_auth_login_failed(gw->auth, s_login_user(request), in->client_ip);

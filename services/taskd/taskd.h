@@ -158,9 +158,6 @@ Sr__Project *taskd_project_row(sr_arena_t *arena, const PGresult *res, int row);
 Sr__Project *taskd_visible_project(sr_rpc_call_t *call, int64_t id, const char *field, int lock,
                                    Sr__Status *st);
 
-/* taskd_text_list - a PostgreSQL text[] result ("{a,\"b c\"}") as strings in arena */
-char **taskd_text_list(sr_arena_t *arena, const char *literal, size_t *n);
-
 /* --- the methods, by file (each a sr_rpc_handler_fn) ---------------------------------------- */
 
 #define TASKD_METHOD(name)                                                                         \

@@ -11,6 +11,8 @@
  */
 #include "taskd.h"
 
+#include "sr_pbrow.h"
+
 #include "sr_arena.h"
 #include "sr_log.h"
 #include "sr_perm.h"
@@ -38,7 +40,7 @@ static Sr__RecurringRule *s_row(sr_arena_t *a, const PGresult *res, int row)
     r->assignee_id = taskd_int(res, row, 6);
     r->priority = taskd_str(a, res, row, 7);
     size_t n;
-    char **days = taskd_text_list(a, PQgetvalue(res, row, 8), &n);
+    char **days = sr_pbrow_text_list(a, PQgetvalue(res, row, 8), &n);
     r->weekdays = sr_arena_alloc(a, (n + 1) * sizeof *r->weekdays);
     for (size_t i = 0; i < n; i++)
         r->weekdays[r->n_weekdays++] = (int32_t)strtol(days[i], NULL, 10);

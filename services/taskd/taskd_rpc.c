@@ -10,6 +10,7 @@
 #include "sr_cursor.h"
 #include "sr_log.h"
 #include "sr_outbox.h"
+#include "sr_pbrow.h"
 #include "sr_perm.h"
 
 #include <stdarg.h>
@@ -206,40 +207,6 @@ int taskd_cursor_id(sr_rpc_call_t *call, const char *cursor, int64_t *id)
     return 0;
 }
 
-char **taskd_text_list(sr_arena_t *arena, const char *lit, size_t *n)
-{
-    *n = 0;
-    size_t len = strlen(lit);
-    char **out = sr_arena_alloc(arena, (len / 2 + 1) * sizeof *out);
-    if (len < 2 || lit[0] != '{')
-        return out;
-    /* the items are carved out of one copy-sized buffer: a long list costs its length once */
-    char *buf = sr_arena_alloc(arena, len + 1);
-    const char *p = lit + 1;
-    while (*p && *p != '}') {
-        char *item = buf;
-        size_t k = 0;
-        if (*p == '"') {
-            for (p++; *p && *p != '"'; p++) {
-                if (*p == '\\' && p[1])
-                    p++;
-                item[k++] = *p;
-            }
-            if (*p == '"')
-                p++;
-        } else {
-            while (*p && *p != ',' && *p != '}')
-                item[k++] = *p++;
-        }
-        item[k] = '\0';
-        buf += k + 1;
-        out[(*n)++] = item;
-        if (*p == ',')
-            p++;
-    }
-    return out;
-}
-
 Sr__Project *taskd_project_row(sr_arena_t *arena, const PGresult *res, int row)
 {
     Sr__Project *p = sr_arena_alloc(arena, sizeof *p);
@@ -248,7 +215,7 @@ Sr__Project *taskd_project_row(sr_arena_t *arena, const PGresult *res, int row)
     p->name = taskd_str(arena, res, row, 1);
     p->brand = taskd_str(arena, res, row, 2);
     p->region = taskd_str(arena, res, row, 3);
-    p->platforms = taskd_text_list(arena, PQgetvalue(res, row, 4), &p->n_platforms);
+    p->platforms = sr_pbrow_text_list(arena, PQgetvalue(res, row, 4), &p->n_platforms);
     p->starts_us = taskd_int(res, row, 5);
     p->ends_us = taskd_int(res, row, 6);
     p->owner_id = taskd_int(res, row, 7);

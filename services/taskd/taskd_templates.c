@@ -11,6 +11,8 @@
  */
 #include "taskd.h"
 
+#include "sr_pbrow.h"
+
 #include "sr_log.h"
 #include "sr_perm.h"
 
@@ -47,8 +49,8 @@ static int s_steps(sr_rpc_call_t *call, Sr__Template *t)
         s->offset_minutes = taskd_int(res, i, 4);
         s->duration_minutes = taskd_int(res, i, 5);
         s->priority = taskd_str(a, res, i, 6);
-        s->depends_on = taskd_text_list(a, PQgetvalue(res, i, 7), &s->n_depends_on);
-        s->checklist = taskd_text_list(a, PQgetvalue(res, i, 8), &s->n_checklist);
+        s->depends_on = sr_pbrow_text_list(a, PQgetvalue(res, i, 7), &s->n_depends_on);
+        s->checklist = sr_pbrow_text_list(a, PQgetvalue(res, i, 8), &s->n_checklist);
         t->steps[t->n_steps++] = s;
     }
     PQclear(res);

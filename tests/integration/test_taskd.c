@@ -240,6 +240,17 @@ static void test_project_lifecycle(void **state)
     s_expect("PATCH", path, s_fx.op_east, "{\"status\":\"paused\",\"version\":\"1\"}", 400,
              "{\"error\":{\"code\":\"invalid\",\"message\":\"status must be one of proposed, "
              "planning, executing, reviewing, closed, cancelled\",\"field\":\"status\"}}");
+    /* the gateway reads GET /projects/{id} from taskd's published view: the same bytes as
+     * taskd's own answer to the change */
+    sr_test_reply_t changed, read;
+    snprintf(want, sizeof want,
+             "{\"brand\":\"Acme \\\"美妆\\\"\",\"platforms\":[\"douyin\",\"taobao\"],"
+             "\"starts_us\":\"1894017600000001\",\"version\":\"1\"}");
+    assert_int_equal(sr_test_api(&s_fx.gw, "PATCH", path, s_fx.op_east, want, &changed), 200);
+    assert_int_equal(sr_test_api(&s_fx.gw, "GET", path, s_fx.viewer, NULL, &read), 200);
+    assert_string_equal(read.body, changed.body);
+    sr_test_reply_free(&changed);
+    sr_test_reply_free(&read);
     const char *moves[] = {"planning", "executing", "planning", "executing", "reviewing", "closed"};
     for (size_t i = 0; i < sizeof moves / sizeof moves[0]; i++)
         assert_int_equal(s_patch_status("projects", id, moves[i], s_fx.op_east), 200);
@@ -254,16 +265,16 @@ static void test_project_lifecycle(void **state)
     /* a stale version */
     snprintf(want, sizeof want,
              "{\"error\":{\"code\":\"version_conflict\",\"message\":\"project %lld is at version "
-             "7, not 2; read it again\",\"field\":\"version\"}}",
+             "8, not 2; read it again\",\"field\":\"version\"}}",
              id);
     s_expect("PATCH", path, s_fx.op_east, "{\"name\":\"x\",\"version\":\"2\"}", 409, want);
     /* every accepted change: one event, one audit row with before and after */
     assert_int_equal(
-        s_count("SELECT count(*) FROM tasks.outbox WHERE topic = 'project.changed'") - events, 7);
+        s_count("SELECT count(*) FROM tasks.outbox WHERE topic = 'project.changed'") - events, 8);
     assert_int_equal(s_count("SELECT count(*) FROM access.audit WHERE entity = 'project' AND "
                              "entity_id = '%lld'",
                              id),
-                     7);
+                     8);
     assert_int_equal(s_count("SELECT count(*) FROM access.audit WHERE entity = 'project' AND "
                              "entity_id = '%lld' AND after->>'status' = 'closed' AND "
                              "before->>'status' = 'reviewing' AND actor_name = 'op-east'",
@@ -1091,6 +1102,9 @@ static void test_taskd_down(void **state)
     long st = sr_test_api(&s_fx.gw, "GET", "/projects", s_fx.viewer, NULL, &r);
     assert_int_equal(st, 503);
     sr_test_reply_free(&r);
+    /* one project still reads, from the view; a change needs taskd */
+    s_expect("GET", "/projects/1", s_fx.admin, NULL, 200, NULL);
+    s_expect("PATCH", "/projects/1", s_fx.admin, "{\"name\":\"x\",\"version\":\"1\"}", 503, NULL);
     s_start_taskd();
     s_expect("GET", "/projects", s_fx.viewer, NULL, 200, NULL);
 }
