@@ -142,6 +142,7 @@ int taskd_prepare(sr_db_t *db) __attribute__((warn_unused_result));
 #define TASKD_SQL_PROJECT_TASKS "taskd_project_tasks"
 #define TASKD_SQL_CHECKLISTS    "taskd_checklists"
 #define TASKD_SQL_DEPENDENCIES  "taskd_dependencies"
+#define TASKD_SQL_TASKS         "taskd_tasks"
 
 /* the project (region, wip limits, auto scheduling) a record belongs to, for checks */
 Sr__Project *taskd_project_load(sr_rpc_call_t *call, int64_t id, int lock, int *failed);
@@ -220,6 +221,12 @@ Sr__Task **taskd_task_rows(sr_db_t *db, sr_arena_t *arena, const PGresult *res, 
 Sr__Task *taskd_task_load(sr_rpc_call_t *call, int64_t id, int *failed);
 /* taskd_task_fetch - one task whoever asks (the cron's work); NULL when unknown or *failed */
 Sr__Task *taskd_task_fetch(sr_db_t *db, sr_arena_t *arena, int64_t id, int *failed);
+/* taskd_tasks_fetch - the tasks of ids whoever asks, by id, with checklists and dependencies:
+ * three statements however many; *found how many exist; NULL on a database failure */
+Sr__Task **taskd_tasks_fetch(sr_db_t *db, sr_arena_t *arena, const int64_t *ids, size_t n,
+                             size_t *found);
+/* taskd_result_ids - column 0 of every row of res (RETURNING id) as ids, in arena */
+int64_t *taskd_result_ids(sr_arena_t *arena, const PGresult *res, size_t *n);
 /* taskd_wip_check - 409 when moving one more task into status would pass the project's limit
  * (the project row is locked by the caller); OK otherwise */
 Sr__Status taskd_wip_check(sr_rpc_call_t *call, const Sr__Project *project, const char *status,

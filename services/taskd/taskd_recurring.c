@@ -252,16 +252,16 @@ static int s_generate_tx(sr_db_t *db, void *arg)
         3, params);
     if (!res)
         return -1;
-    for (int i = 0; i < PQntuples(res); i++) {
-        int failed;
-        Sr__Task *t = taskd_task_fetch(db, g->arena, taskd_int(res, i, 0), &failed);
-        if (!t || taskd_event_put(g->self, "task.changed", &t->base, g->trace_id) < 0) {
-            PQclear(res);
-            return -1;
-        }
-    }
-    g->created = PQntuples(res);
+    size_t n, found;
+    int64_t *ids = taskd_result_ids(g->arena, res, &n);
     PQclear(res);
+    Sr__Task **made = n ? taskd_tasks_fetch(db, g->arena, ids, n, &found) : NULL;
+    if (n && (!made || found != n))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (taskd_event_put(g->self, "task.changed", &made[i]->base, g->trace_id) < 0)
+            return -1;
+    g->created = (int)n;
     return 0;
 }
 

@@ -47,23 +47,20 @@ static int s_remind_tx(sr_db_t *db, void *arg)
         2, params);
     if (!res)
         return -1;
-    for (int i = 0; i < PQntuples(res); i++) {
-        int failed;
-        Sr__Task *t = taskd_task_fetch(db, r->arena, taskd_int(res, i, 0), &failed);
-        if (!t) {
-            PQclear(res);
-            return -1;
-        }
-        Sr__TaskReminder rem = SR__TASK_REMINDER__INIT;
-        rem.task = t;
-        rem.lead_us = overdue ? 0 : r->self->cfg->due_soon_ms * 1000;
-        if (taskd_event_put(r->self, r->topic, &rem.base, NULL) < 0) {
-            PQclear(res);
-            return -1;
-        }
-    }
-    r->sent = PQntuples(res);
+    size_t n, found;
+    int64_t *ids = taskd_result_ids(r->arena, res, &n);
     PQclear(res);
+    Sr__Task **due = n ? taskd_tasks_fetch(db, r->arena, ids, n, &found) : NULL;
+    if (n && (!due || found != n))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        Sr__TaskReminder rem = SR__TASK_REMINDER__INIT;
+        rem.task = due[i];
+        rem.lead_us = overdue ? 0 : r->self->cfg->due_soon_ms * 1000;
+        if (taskd_event_put(r->self, r->topic, &rem.base, NULL) < 0)
+            return -1;
+    }
+    r->sent = (int)n;
     return 0;
 }
 

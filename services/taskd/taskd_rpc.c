@@ -249,6 +249,11 @@ int taskd_prepare(sr_db_t *db)
                       "ANY($1::bigint[]) ORDER BY task_id, depends_on",
                       1) < 0)
         return -1;
+    if (sr_db_prepare(db, TASKD_SQL_TASKS,
+                      "SELECT " TASKD_TASK_COLS " FROM tasks.tasks t JOIN tasks.projects p ON "
+                      "p.id = t.project_id WHERE t.id = ANY($1::bigint[]) ORDER BY t.id",
+                      1) < 0)
+        return -1;
     return sr_db_prepare(db, TASKD_SQL_PROJECT_TASKS,
                          "SELECT " TASKD_TASK_COLS " FROM tasks.tasks t JOIN tasks.projects p ON "
                          "p.id = t.project_id WHERE t.project_id = $1::bigint AND t.id > "

@@ -15,6 +15,7 @@
 #include "sr_log.h"
 #include "sr_perm.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,23 +140,41 @@ static void s_attach(sr_arena_t *a, const PGresult *res, const by_id_t *index, s
         }
 }
 
+/* s_id_array - ids as a bigint[] literal, in arena */
+static const char *s_id_array(sr_arena_t *a, const int64_t *ids, size_t n)
+{
+    char *text = sr_arena_alloc(a, n * 21 + 3);
+    size_t used = 0;
+    text[used++] = '{';
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)sprintf(text + used, "%s%lld", i ? "," : "", (long long)ids[i]);
+    text[used++] = '}', text[used] = '\0';
+    return text;
+}
+
+int64_t *taskd_result_ids(sr_arena_t *a, const PGresult *res, size_t *n)
+{
+    *n = (size_t)PQntuples(res);
+    int64_t *ids = sr_arena_alloc(a, (*n + 1) * sizeof *ids);
+    for (size_t i = 0; i < *n; i++)
+        ids[i] = taskd_int(res, (int)i, 0);
+    return ids;
+}
+
 Sr__Task **taskd_task_rows(sr_db_t *db, sr_arena_t *a, const PGresult *res, int rows)
 {
     Sr__Task **tasks = sr_arena_alloc(a, (size_t)(rows + 1) * sizeof *tasks);
     by_id_t *index = sr_arena_alloc(a, (size_t)(rows + 1) * sizeof *index);
-    char *ids = sr_arena_alloc(a, (size_t)rows * 21 + 3);
-    size_t used = 0;
-    ids[used++] = '{';
+    int64_t *ids = sr_arena_alloc(a, (size_t)(rows + 1) * sizeof *ids);
     for (int i = 0; i < rows; i++) {
         tasks[i] = s_row(a, res, i);
         index[i] = (by_id_t){tasks[i]->id, tasks[i]};
-        used += (size_t)sprintf(ids + used, "%s%lld", i ? "," : "", (long long)tasks[i]->id);
+        ids[i] = tasks[i]->id;
     }
-    ids[used++] = '}', ids[used] = '\0';
     if (rows == 0)
         return tasks;
     qsort(index, (size_t)rows, sizeof *index, s_by_id);
-    const char *params[] = {ids};
+    const char *params[] = {s_id_array(a, ids, (size_t)rows)};
     const char *statements[] = {TASKD_SQL_CHECKLISTS, TASKD_SQL_DEPENDENCIES};
     for (int k = 0; k < 2; k++) {
         PGresult *items = sr_db_run(db, statements[k], 1, params);
@@ -167,15 +186,23 @@ Sr__Task **taskd_task_rows(sr_db_t *db, sr_arena_t *a, const PGresult *res, int 
     return tasks;
 }
 
+Sr__Task **taskd_tasks_fetch(sr_db_t *db, sr_arena_t *a, const int64_t *ids, size_t n,
+                             size_t *found)
+{
+    const char *params[] = {s_id_array(a, ids, n)};
+    PGresult *res = sr_db_run(db, TASKD_SQL_TASKS, 1, params);
+    *found = res ? (size_t)PQntuples(res) : 0;
+    Sr__Task **tasks = res ? taskd_task_rows(db, a, res, PQntuples(res)) : NULL;
+    PQclear(res);
+    return tasks;
+}
+
 Sr__Task *taskd_task_fetch(sr_db_t *db, sr_arena_t *arena, int64_t id, int *failed)
 {
-    const char *params[] = {taskd_num(arena, id)};
-    PGresult *res =
-        sr_db_query(db, "SELECT " TASKD_TASK_COLS TASK_FROM "WHERE t.id = $1::bigint", 1, params);
-    Sr__Task **t = res && PQntuples(res) == 1 ? taskd_task_rows(db, arena, res, 1) : NULL;
-    *failed = !res || (PQntuples(res) == 1 && !t);
-    PQclear(res);
-    return t ? t[0] : NULL;
+    size_t found;
+    Sr__Task **t = taskd_tasks_fetch(db, arena, &id, 1, &found);
+    *failed = !t;
+    return t && found == 1 ? t[0] : NULL;
 }
 
 Sr__Task *taskd_task_load(sr_rpc_call_t *call, int64_t id, int *failed)
@@ -282,6 +309,30 @@ static int s_end(write_t *w, int64_t task_id)
     if (!w->after || taskd_event(w->call, "task.changed", &w->after->base) < 0)
         return s_fail(w);
     return 0;
+}
+
+/* s_touched - after a statement on a part of task_id (a dependency, a checklist item): 404
+ * naming field when it touched no row, else a new version of the task, published */
+static int s_touched(write_t *w, PGresult *res, int64_t task_id, const char *field, const char *fmt,
+                     ...) __attribute__((format(printf, 5, 6)));
+static int s_touched(write_t *w, PGresult *res, int64_t task_id, const char *field, const char *fmt,
+                     ...)
+{
+    if (!res)
+        return s_fail(w);
+    int rows = atoi(PQcmdTuples(res));
+    PQclear(res);
+    if (!rows) {
+        char message[200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(message, sizeof message, fmt, ap);
+        va_end(ap);
+        w->st =
+            sr_rpc_fail(w->call, SR__STATUS__STATUS_NOT_FOUND, "not_found", field, "%s", message);
+        return -1;
+    }
+    return s_bump(w, task_id) < 0 ? -1 : s_end(w, task_id);
 }
 
 static Sr__Status s_run(sr_rpc_call_t *call, int (*fn)(sr_db_t *, void *), write_t *w,
@@ -666,18 +717,18 @@ static int s_shift(write_t *w, int64_t id, int64_t delta_us)
         2, params);
     if (!res)
         return s_fail(w);
-    for (int i = 0; i < PQntuples(res); i++) {
-        int failed;
-        Sr__Task *t = taskd_task_load(call, taskd_int(res, i, 0), &failed);
-        if (!t || taskd_event(call, "task.changed", &t->base) < 0) {
-            PQclear(res);
-            return s_fail(w);
-        }
-    }
-    if (PQntuples(res))
-        sr_info("task_rescheduled", "task=%lld dependants=%d delta_s=%lld", (long long)id,
-                PQntuples(res), (long long)(delta_us / 1000000));
+    size_t n, found;
+    int64_t *ids = taskd_result_ids(call->arena, res, &n);
     PQclear(res);
+    Sr__Task **moved = n ? taskd_tasks_fetch(taskd_db(call), call->arena, ids, n, &found) : NULL;
+    if (n && !moved)
+        return s_fail(w);
+    for (size_t i = 0; i < n && i < found; i++)
+        if (taskd_event(call, "task.changed", &moved[i]->base) < 0)
+            return s_fail(w);
+    if (n)
+        sr_info("task_rescheduled", "task=%lld dependants=%zu delta_s=%lld", (long long)id, n,
+                (long long)(delta_us / 1000000));
     return 0;
 }
 
@@ -788,17 +839,8 @@ static int s_undepend_tx(sr_db_t *db, void *arg)
     PGresult *res = sr_db_query(
         db, "DELETE FROM tasks.task_deps WHERE task_id = $1::bigint AND depends_on = $2::bigint", 2,
         params);
-    if (!res)
-        return s_fail(w);
-    int removed = atoi(PQcmdTuples(res));
-    PQclear(res);
-    if (!removed) {
-        w->st = sr_rpc_fail(w->call, SR__STATUS__STATUS_NOT_FOUND, "not_found", "depends_on",
-                            "task %lld does not wait for task %lld", (long long)in->id,
-                            (long long)in->depends_on);
-        return -1;
-    }
-    return s_bump(w, in->id) < 0 ? -1 : s_end(w, in->id);
+    return s_touched(w, res, in->id, "depends_on", "task %lld does not wait for task %lld",
+                     (long long)in->id, (long long)in->depends_on);
 }
 
 TASKD_METHOD(taskd_dependency_remove)
@@ -848,17 +890,8 @@ static int s_item_update_tx(sr_db_t *db, void *arg)
                                 "$4 ELSE text END, done = CASE WHEN $5::bool THEN $6::bool ELSE "
                                 "done END WHERE task_id = $1::bigint AND id = $2::bigint",
                                 6, params);
-    if (!res)
-        return s_fail(w);
-    int changed = atoi(PQcmdTuples(res));
-    PQclear(res);
-    if (!changed) {
-        w->st = sr_rpc_fail(w->call, SR__STATUS__STATUS_NOT_FOUND, "not_found", "item_id",
-                            "task %lld has no checklist item %lld", (long long)in->id,
-                            (long long)in->item_id);
-        return -1;
-    }
-    return s_bump(w, in->id) < 0 ? -1 : s_end(w, in->id);
+    return s_touched(w, res, in->id, "item_id", "task %lld has no checklist item %lld",
+                     (long long)in->id, (long long)in->item_id);
 }
 
 TASKD_METHOD(taskd_checklist_update)

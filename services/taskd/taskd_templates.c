@@ -485,16 +485,19 @@ static int s_apply_tx(sr_db_t *db, void *arg)
     w->out = sr_arena_alloc(a, sizeof *w->out);
     sr__task_page__init(w->out);
     w->out->next_cursor = "";
-    w->out->tasks = sr_arena_alloc(a, (n + 1) * sizeof *w->out->tasks);
-    for (size_t i = 0; i < n; i++) {
-        int failed;
-        Sr__Task *t = taskd_task_load(call, ids[i], &failed);
-        if (!t || taskd_event(call, "task.changed", &t->base) < 0) {
+    /* the ids grow with the steps, so the page lists the tasks in step order */
+    size_t found;
+    w->out->tasks = taskd_tasks_fetch(db, a, ids, n, &found);
+    if (!w->out->tasks || found != n) {
+        w->st = taskd_db_fail(call);
+        return -1;
+    }
+    w->out->n_tasks = n;
+    for (size_t i = 0; i < n; i++)
+        if (taskd_event(call, "task.changed", &w->out->tasks[i]->base) < 0) {
             w->st = taskd_db_fail(call);
             return -1;
         }
-        w->out->tasks[w->out->n_tasks++] = t;
-    }
     return 0;
 }
 

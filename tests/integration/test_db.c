@@ -1,9 +1,13 @@
 /* test_db - sr_db against a real PostgreSQL (SR_TEST_DB_URL): parameters stored verbatim,
  * transactions, errors with their SQLSTATE, retries against a dead port, and recovery with the
- * prepared statements after the server killed the session. Works in schema t_db. */
+ * prepared statements after the server killed the session; a row read as a protobuf message
+ * (sr_pbrow) with every type it takes, arrays, NULLs and the columns it refuses. Works in schema
+ * t_db. */
 #include "sr_alloc.h"
 #include "sr_clock.h"
 #include "sr_db.h"
+#include "sr_pbrow.h"
+#include "pbtest.pb-c.h"
 #include "sr_test.h"
 
 #include <setjmp.h>
@@ -277,6 +281,53 @@ static void test_ok_forgets_statement_that_no_longer_prepares(void **state)
     sr_test_db_exec(db, "DELETE FROM t_db.kv");
 }
 
+static void test_row_as_message(void **state)
+{
+    sr_db_t *db = *state;
+    PGresult *res = sr_db_query(
+        db,
+        "SELECT -42 AS f_int32, -9007199254740993::bigint AS f_int64, 4294967295::bigint AS "
+        "f_uint32, 2.5::float8 AS f_double, true AS f_bool, 'a \"b\" 直播' AS f_string, "
+        "NULL::text AS no_such_field, ARRAY[1, -2]::bigint[] AS r_int64, "
+        "ARRAY['x', 'y z', 'q\"', NULL]::text[] AS r_string",
+        0, NULL);
+    assert_non_null(res);
+    sr_arena_t *arena = sr_arena_new(4096);
+    char err[200];
+    /* a column no field is named after is refused, naming it */
+    assert_null(sr_pbrow_decode(res, 0, &pbtest__all__descriptor, arena, err, sizeof err));
+    assert_non_null(strstr(err, "column no_such_field"));
+    PQclear(res);
+    res = sr_db_query(db,
+                      "SELECT -42 AS f_int32, -9007199254740993::bigint AS f_int64, "
+                      "4294967295::bigint AS f_uint32, 2.5::float8 AS f_double, true AS f_bool, "
+                      "'a \"b\" 直播' AS f_string, NULL::bigint AS f_sint64, ARRAY[1, "
+                      "-2]::bigint[] AS r_int64, ARRAY['x', 'y z', 'q\"']::text[] AS r_string",
+                      0, NULL);
+    Pbtest__All *m =
+        (Pbtest__All *)sr_pbrow_decode(res, 0, &pbtest__all__descriptor, arena, err, sizeof err);
+    PQclear(res);
+    assert_non_null(m);
+    assert_int_equal(m->f_int32, -42);
+    assert_true(m->f_int64 == -9007199254740993LL);
+    assert_int_equal(m->f_uint32, 4294967295u);
+    assert_true(m->f_double == 2.5);
+    assert_true(m->f_bool);
+    assert_string_equal(m->f_string, "a \"b\" 直播");
+    assert_int_equal(m->f_sint64, 0); /* NULL: the default */
+    assert_int_equal(m->n_r_int64, 2);
+    assert_true(m->r_int64[0] == 1 && m->r_int64[1] == -2);
+    assert_int_equal(m->n_r_string, 3);
+    assert_string_equal(m->r_string[1], "y z");
+    assert_string_equal(m->r_string[2], "q\"");
+    /* a field of a type it does not read (an enum) is refused */
+    res = sr_db_query(db, "SELECT 1 AS f_enum", 0, NULL);
+    assert_null(sr_pbrow_decode(res, 0, &pbtest__all__descriptor, arena, err, sizeof err));
+    assert_non_null(strstr(err, "column f_enum"));
+    PQclear(res);
+    sr_arena_destroy(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_ok_recovers_after_own_kill),
         cmocka_unit_test(test_ok_recovers_after_kill_by_other),
         cmocka_unit_test(test_ok_forgets_statement_that_no_longer_prepares),
+        cmocka_unit_test(test_row_as_message),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -7,6 +7,7 @@
 #include "metrics.pb-c.h"
 #include "sr_alloc.h"
 #include "sr_clock.h"
+#include "sr_loop.h"
 #include "sr_test.h"
 
 #include <pthread.h>
@@ -670,6 +671,114 @@ static void test_bind_failure(void **state)
     sr_rpc_server_destroy(&first);
 }
 
+/* --- workers --------------------------------------------------------------------------------- */
+
+typedef struct {
+    int index; /* -1: the loop thread's state */
+} place_t;
+
+static place_t s_loop_place = {-1};
+
+static void *s_place_init(void *state, int index)
+{
+    assert_ptr_equal(state, &s_loop_place);
+    place_t *p = sr_calloc(1, sizeof *p);
+    p->index = index;
+    return p;
+}
+
+static void s_place_fini(void *state)
+{
+    free(state);
+}
+
+/* s_where - which thread's state answered: "worker:N" or "loop" */
+static Sr__Status s_where(sr_rpc_call_t *call, const ProtobufCMessage *request,
+                          ProtobufCMessage **reply)
+{
+    (void)request;
+    const place_t *p = call->state;
+    Sr__RoomSample *out = sr_arena_alloc(call->arena, sizeof *out);
+    sr__room_sample__init(out);
+    out->room_id = p->index < 0 ? "loop" : sr_arena_printf(call->arena, "worker:%d", p->index);
+    *reply = &out->base;
+    return SR__STATUS__STATUS_OK;
+}
+
+static int s_deny(const Sr__Principal *principal, const char *permission, void *state)
+{
+    (void)principal, (void)permission, (void)state;
+    return 0;
+}
+
+static const sr_rpc_method_t s_worker_methods[] = {
+    {"test.read", s_where, &sr__room_sample__descriptor, &sr__room_sample__descriptor, NULL,
+     SR_RPC_READ},
+    {"test.write", s_where, &sr__room_sample__descriptor, &sr__room_sample__descriptor, NULL},
+    {"test.secret_read", s_where, &sr__room_sample__descriptor, &sr__room_sample__descriptor,
+     "rooms.read", SR_RPC_READ},
+};
+
+typedef struct {
+    sr_loop_t *loop;
+    atomic_int stop;
+} loop_thread_t;
+
+static void *s_run_loop(void *arg)
+{
+    loop_thread_t *lt = arg;
+    while (!atomic_load(&lt->stop))
+        sr_loop_run_once(lt->loop, 20);
+    return NULL;
+}
+
+/* reads are answered on the workers (each its own state, both used), the rest on the loop
+ * thread; checks and errors are the same there, and the loop counts the workers' replies */
+static void test_workers(void **state)
+{
+    fixture_t *f = *state;
+    sr_rpc_opts_t opts = {.metrics = f->metrics,
+                          .workers = 2,
+                          .worker_init = s_place_init,
+                          .worker_fini = s_place_fini};
+    sr_rpc_server_t *server = sr_rpc_server_new(
+        f->zctx, f->endpoint, s_worker_methods,
+        sizeof s_worker_methods / sizeof s_worker_methods[0], &s_loop_place, s_deny, &opts);
+    assert_non_null(server);
+    loop_thread_t lt = {.loop = sr_loop_new()};
+    assert_int_equal(sr_rpc_server_attach(server, lt.loop), 0);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, s_run_loop, &lt), 0);
+    ProtobufCMessage *reply;
+    Sr__Error *error;
+    int seen[2] = {0, 0};
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(s_call(f, "test.read", "r", i, NULL, CALL_TIMEOUT_MS, &reply, &error),
+                         SR__STATUS__STATUS_OK);
+        const char *where = ((Sr__RoomSample *)reply)->room_id;
+        assert_int_equal(strncmp(where, "worker:", 7), 0);
+        seen[atoi(where + 7) == 1]++;
+    }
+    assert_true(seen[0] > 0 && seen[1] > 0);
+    assert_int_equal(s_call(f, "test.write", "r", 1, NULL, CALL_TIMEOUT_MS, &reply, &error),
+                     SR__STATUS__STATUS_OK);
+    assert_string_equal(((Sr__RoomSample *)reply)->room_id, "loop");
+    assert_int_equal(s_call(f, "test.secret_read", "r", 1, NULL, CALL_TIMEOUT_MS, &reply, &error),
+                     SR__STATUS__STATUS_FORBIDDEN);
+    assert_string_equal(error->code, "forbidden");
+    char *metrics = sr_metrics_render(f->metrics);
+    assert_non_null(
+        strstr(metrics, "sr_rpc_requests_total{method=\"test.read\",status=\"ok\"} 20"));
+    assert_non_null(strstr(
+        metrics, "sr_rpc_requests_total{method=\"test.secret_read\",status=\"forbidden\"} 1"));
+    free(metrics);
+    atomic_store(&lt.stop, 1);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    sr_rpc_server_destroy(&server);
+    assert_null(server);
+    sr_loop_destroy(&lt.loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -684,6 +793,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_past_deadline_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_oversize_over_inproc, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bind_failure, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_workers, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
