@@ -124,9 +124,8 @@ typedef enum { INGESTD_QUEUED, INGESTD_SPOOLED, INGESTD_FULL } ingestd_admit_t;
  * packed (its bytes as received) to the spool; INGESTD_FULL leaves the entry to the caller */
 ingestd_admit_t ingestd_queue_admit(ingestd_t *self, ingestd_entry_t *entry, const uint8_t *packed,
                                     size_t packed_len);
-/* ingestd_queue_requeued - a resend of a batch still waiting (queued, or in a failed unit):
- * remember the newest sender's routing id for the ack and return 1. A resend of a batch in
- * flight is queued again and answered DUPLICATE after the first commit. */
+/* ingestd_queue_requeued - a resend of a batch still waiting (queued, in flight or in a failed
+ * unit): remember the newest sender's routing id for the one ack and return 1 */
 int ingestd_queue_requeued(ingestd_t *self, const uint8_t *id, size_t id_len,
                            const Sr__CollectorBatch *batch);
 /* ingestd_queue_arena / _release - pooled arenas for entries */

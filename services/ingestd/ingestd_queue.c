@@ -109,7 +109,8 @@ struct ingestd_t {
     ingestd_entry_t local;
     ingestd_unit_t **failed; /* failed units, oldest first */
     size_t nfailed, failed_cap;
-    size_t inflight;
+    ingestd_unit_t **flying; /* units in a writer's hands */
+    size_t inflight, flying_cap;
     size_t replaying; /* spool records read and not committed yet */
     int db_down;      /* the last transaction failed */
     int flush_timer, sync_timer;
@@ -197,6 +198,19 @@ static void s_take_id(ingestd_entry_t *e, const uint8_t *id, size_t id_len)
     memcpy(e->id, id, e->id_len);
 }
 
+/* s_requeued_in - s_take_id on the entry of units[0..n-1] that holds batch; 1 when one does */
+static int s_requeued_in(ingestd_unit_t **units, size_t n, const uint8_t *id, size_t id_len,
+                         const Sr__CollectorBatch *batch)
+{
+    for (size_t u = 0; u < n; u++)
+        for (size_t i = 0; i < units[u]->count; i++)
+            if (s_same_batch(&units[u]->entries[i], batch)) {
+                s_take_id(&units[u]->entries[i], id, id_len);
+                return 1;
+            }
+    return 0;
+}
+
 int ingestd_queue_requeued(ingestd_t *self, const uint8_t *id, size_t id_len,
                            const Sr__CollectorBatch *batch)
 {
@@ -205,13 +219,9 @@ int ingestd_queue_requeued(ingestd_t *self, const uint8_t *id, size_t id_len,
             s_take_id(&self->queue[i], id, id_len);
             return 1;
         }
-    for (size_t u = 0; u < self->nfailed; u++)
-        for (size_t i = 0; i < self->failed[u]->count; i++)
-            if (s_same_batch(&self->failed[u]->entries[i], batch)) {
-                s_take_id(&self->failed[u]->entries[i], id, id_len);
-                return 1;
-            }
-    return 0;
+    /* a writer reads an entry's batch, never its routing id: the loop thread may change that */
+    return s_requeued_in(self->failed, self->nfailed, id, id_len, batch) ||
+           s_requeued_in(self->flying, self->inflight, id, id_len, batch);
 }
 
 /* --- the spool ---------------------------------------------------------------------------- */
@@ -424,8 +434,12 @@ static ingestd_unit_t *s_unit_take(ingestd_t *self)
 
 static void s_submit(ingestd_t *self, ingestd_unit_t *unit)
 {
+    if (self->inflight == self->flying_cap) {
+        self->flying_cap = self->flying_cap ? self->flying_cap * 2 : 8;
+        self->flying = sr_realloc(self->flying, self->flying_cap * sizeof *self->flying);
+    }
+    self->flying[self->inflight++] = unit;
     ingestd_writer_submit(self->writer, unit); /* callers checked for an idle writer */
-    self->inflight++;
 }
 
 /* s_retry - hand the oldest failed unit to a writer again */
@@ -515,7 +529,11 @@ static void s_publish(ingestd_t *self, const ingestd_unit_t *unit)
 static void s_on_done(void *arg, ingestd_unit_t *unit)
 {
     ingestd_t *self = arg;
-    self->inflight--;
+    for (size_t u = 0; u < self->inflight; u++)
+        if (self->flying[u] == unit) {
+            self->flying[u] = self->flying[--self->inflight];
+            break;
+        }
     if (unit->failed) {
         self->db_down = 1;
         sr_counter_inc(self->flush_failures);
@@ -745,6 +763,7 @@ void ingestd_fini(sr_service_t *svc)
     }
     ingestd_queue_release(self, &self->local);
     free(self->failed);
+    free(self->flying);
     free(self->queue);
     free(self->pack_buf);
     for (size_t i = 0; i < self->pooled; i++)
