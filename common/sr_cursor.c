@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+int sr_page_limit(int32_t limit)
+{
+    return limit > 0 && limit <= SR_PAGE_LIMIT_MAX ? limit : SR_PAGE_LIMIT;
+}
+
 char *sr_cursor_make(sr_arena_t *arena, const char *key, int64_t id)
 {
     char plain[SR_CURSOR_KEY_MAX + 32];

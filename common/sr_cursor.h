@@ -12,6 +12,12 @@
 #include <stdint.h>
 
 #define SR_CURSOR_KEY_MAX 300
+#define SR_PAGE_LIMIT     50  /* rows in a page when the request names no limit */
+#define SR_PAGE_LIMIT_MAX 200 /* the most a request may ask for */
+
+/* sr_page_limit - a list's page size: the request's limit when 1..SR_PAGE_LIMIT_MAX, else the
+ * default */
+int sr_page_limit(int32_t limit);
 
 /* sr_cursor_make - the cursor of (key, id), in arena */
 char *sr_cursor_make(sr_arena_t *arena, const char *key, int64_t id);

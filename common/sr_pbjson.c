@@ -383,6 +383,30 @@ static void s_put_json(text_t *t, json_t *json)
 
 static void s_put_message(text_t *t, const ProtobufCMessage *msg);
 
+/* s_put_unsigned - v in decimal after a '-' when negative, in quotes when quoted (64-bit
+ * integers are JSON strings); the hot path of every id and time, so no printf */
+static void s_put_unsigned(text_t *t, uint64_t v, int negative, int quoted)
+{
+    char num[24]; /* quote, '-', 20 digits, quote */
+    char *p = num + sizeof num;
+    if (quoted)
+        *--p = '"';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (negative)
+        *--p = '-';
+    if (quoted)
+        *--p = '"';
+    s_put(t, p, (size_t)(num + sizeof num - p));
+}
+
+static void s_put_integer(text_t *t, int64_t v, int quoted)
+{
+    s_put_unsigned(t, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0, quoted);
+}
+
 static void s_put_value(text_t *t, const ProtobufCFieldDescriptor *field, const void *member)
 {
     char num[32];
@@ -390,21 +414,17 @@ static void s_put_value(text_t *t, const ProtobufCFieldDescriptor *field, const 
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
-        snprintf(num, sizeof num, "%" PRId32, *(const int32_t *)member);
-        return s_puts(t, num);
+        return s_put_integer(t, *(const int32_t *)member, 0);
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        snprintf(num, sizeof num, "%" PRIu32, *(const uint32_t *)member);
-        return s_puts(t, num);
+        return s_put_unsigned(t, *(const uint32_t *)member, 0, 0);
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
-        snprintf(num, sizeof num, "\"%" PRId64 "\"", *(const int64_t *)member);
-        return s_puts(t, num);
+        return s_put_integer(t, *(const int64_t *)member, 1);
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-        snprintf(num, sizeof num, "\"%" PRIu64 "\"", *(const uint64_t *)member);
-        return s_puts(t, num);
+        return s_put_unsigned(t, *(const uint64_t *)member, 0, 1);
     case PROTOBUF_C_TYPE_BOOL:
         return s_puts(t, *(const protobuf_c_boolean *)member ? "true" : "false");
     case PROTOBUF_C_TYPE_ENUM: {

@@ -3,8 +3,10 @@
  * For reading a view an owning service publishes (its columns named after the fields of the
  * message it answers with) without a mapping per message: integers, doubles, bools and strings
  * from their text, repeated strings and integers from array literals ("{a,\"b c\"}", "{1,2}"),
- * NULL as the field's default. A column with no field of its name, or a field type this does not
- * read (enums, bytes, messages), is an error.
+ * message fields from JSON (a json or jsonb column: an object, or for a repeated field an array
+ * of objects, "[]" for none) decoded by sr_pbjson, NULL as the field's default. A column with no
+ * field of its name, a field type this does not read (enums, bytes) or JSON that does not fit
+ * the message is an error.
  */
 #ifndef SR_PBROW_H
 #define SR_PBROW_H
@@ -19,6 +21,12 @@
 ProtobufCMessage *sr_pbrow_decode(const PGresult *res, int row,
                                   const ProtobufCMessageDescriptor *desc, sr_arena_t *arena,
                                   char *err, size_t errlen);
+
+/* sr_pbrow_decode_rows - rows 0..rows-1 of res as new messages of desc in arena (the columns
+ * matched to fields once); NULL with err as sr_pbrow_decode */
+ProtobufCMessage **sr_pbrow_decode_rows(const PGresult *res, int rows,
+                                        const ProtobufCMessageDescriptor *desc, sr_arena_t *arena,
+                                        char *err, size_t errlen);
 
 /* sr_pbrow_text_list - a PostgreSQL one-dimensional array literal as strings in arena (one
  * buffer for all of them); *n the count */

@@ -22,11 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LIMIT_DEFAULT 50
-#define LIMIT_MAX     200
-#define PASSWORD_MIN  10
-#define PASSWORD_MAX  256
-#define US(col)       "(extract(epoch FROM " col ") * 1000000)::bigint"
+#define PASSWORD_MIN 10
+#define PASSWORD_MAX 256
+#define US(col)      "(extract(epoch FROM " col ") * 1000000)::bigint"
 
 #define USER_COLS                                                                                  \
     "u.id, u.name, u.display_name, array_to_string(u.roles, ','), "                                \
@@ -85,12 +83,6 @@ static int s_has_mask(char **mask, size_t n, const char *field)
         if (strcmp(mask[i], field) == 0)
             return 1;
     return 0;
-}
-
-/* s_limit - the page size asked for (validated by the gateway), or the default */
-static int s_limit(int32_t limit)
-{
-    return limit > 0 && limit <= LIMIT_MAX ? limit : LIMIT_DEFAULT;
 }
 
 /* s_utf8_chars - characters in a UTF-8 string */
@@ -377,7 +369,7 @@ static Sr__Status s_token_list(sr_rpc_call_t *call, const ProtobufCMessage *requ
         return sr_rpc_fail(call, SR__STATUS__STATUS_FORBIDDEN, "forbidden", "user_id",
                            "listing another user's tokens needs tokens.admin");
     int64_t after = in->cursor[0] ? strtoll(in->cursor, NULL, 10) : 0;
-    int limit = s_limit(in->limit);
+    int limit = sr_page_limit(in->limit);
     const char *params[] = {s_num(call->arena, owner), s_num(call->arena, after),
                             s_num(call->arena, limit + 1)};
     PGresult *res = sr_db_query(l->db,
@@ -472,7 +464,7 @@ static Sr__Status s_region_list(sr_rpc_call_t *call, const ProtobufCMessage *req
     const Sr__RegionList *in = (const Sr__RegionList *)request;
     gw_local_t *l = s_local(call);
     const Sr__Principal *p = call->principal;
-    int limit = s_limit(in->limit);
+    int limit = sr_page_limit(in->limit);
     int hq = sr_principal_is_hq(p);
     const char *params[] = {s_num(call->arena, in->cursor[0] ? strtoll(in->cursor, NULL, 10) : 0),
                             s_num(call->arena, limit + 1), hq ? "t" : "f",
@@ -703,7 +695,7 @@ static Sr__Status s_user_list(sr_rpc_call_t *call, const ProtobufCMessage *reque
     if (in->cursor[0] && sr_cursor_read(call->arena, in->cursor, &key, &after) < 0)
         return sr_rpc_fail(call, SR__STATUS__STATUS_BAD_REQUEST, "invalid", "cursor",
                            "not a cursor this list gave out");
-    int limit = s_limit(in->limit);
+    int limit = sr_page_limit(in->limit);
     char sql[1400];
     snprintf(sql, sizeof sql,
              "SELECT " USER_COLS " FROM access.users u WHERE ($1::bool OR EXISTS (SELECT 1 FROM "
@@ -997,7 +989,7 @@ static Sr__Status s_audit_list(sr_rpc_call_t *call, const ProtobufCMessage *requ
 {
     const Sr__AuditList *in = (const Sr__AuditList *)request;
     gw_local_t *l = s_local(call);
-    int limit = s_limit(in->limit);
+    int limit = sr_page_limit(in->limit);
     int64_t before = in->cursor[0] ? strtoll(in->cursor, NULL, 10) : 0;
     const char *params[] = {s_num(call->arena, before),
                             s_num(call->arena, in->actor_id),

@@ -22,10 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LIMIT_DEFAULT 50
-#define LIMIT_MAX     200
-#define ROOM_COLS     "platform, room_id, region, name, version, " US("updated_at")
-#define US(col)       "(extract(epoch FROM " col ") * 1000000)::bigint"
+#define ROOM_COLS "platform, room_id, region, name, version, " US("updated_at")
+#define US(col)   "(extract(epoch FROM " col ") * 1000000)::bigint"
 
 struct ingestd_rooms_t {
     sr_service_t *svc;
@@ -136,7 +134,7 @@ static Sr__Status s_list(sr_rpc_call_t *call, const ProtobufCMessage *request,
     char *room_after = strchr(key, ':');
     if (room_after)
         *room_after++ = '\0';
-    int limit = in->limit > 0 && in->limit <= LIMIT_MAX ? in->limit : LIMIT_DEFAULT;
+    int limit = sr_page_limit(in->limit);
     const char *regions = sr_db_text_array(call->arena, p->regions, p->n_regions);
     const char *params[] = {sr_principal_is_hq(p) ? "t" : "f",
                             regions,
@@ -281,7 +279,7 @@ static Sr__Status s_minutes(sr_rpc_call_t *call, const ProtobufCMessage *request
     if (in->cursor[0] && sr_cursor_read(call->arena, in->cursor, &unused, &after) < 0)
         return sr_rpc_fail(call, SR__STATUS__STATUS_BAD_REQUEST, "invalid", "cursor",
                            "not a cursor this list gave out");
-    int limit = in->limit > 0 && in->limit <= LIMIT_MAX ? in->limit : LIMIT_DEFAULT;
+    int limit = sr_page_limit(in->limit);
     const char *params[] = {s_num(call->arena, sr_platform_parse(in->platform)),
                             in->room_id,
                             s_num(call->arena, in->since_us),

@@ -23,6 +23,7 @@
 #define TASKD_H
 
 #include "rpc.pb-c.h"
+#include "sr_cursor.h"
 #include "sr_rpc.h"
 #include "sr_service.h"
 #include "tasks.pb-c.h"
@@ -86,11 +87,9 @@ Sr__Status taskd_status_move(sr_rpc_call_t *call, taskd_kind_t kind, int64_t id,
 /* --- taskd_rpc: what the methods share ------------------------------------------------------ */
 
 /* SQL fragments: microseconds <-> timestamptz, exact */
-#define TASKD_US(col)   "coalesce((extract(epoch FROM " col ") * 1000000)::bigint, 0)"
-#define TASKD_TS(p)     "('epoch'::timestamptz + " p "::bigint * interval '1 microsecond')"
-#define TASKD_TSN(p)    "CASE WHEN " p "::bigint = 0 THEN NULL ELSE " TASKD_TS(p) " END"
-#define TASKD_LIMIT     50
-#define TASKD_LIMIT_MAX 200
+#define TASKD_US(col) "coalesce((extract(epoch FROM " col ") * 1000000)::bigint, 0)"
+#define TASKD_TS(p)   "('epoch'::timestamptz + " p "::bigint * interval '1 microsecond')"
+#define TASKD_TSN(p)  "CASE WHEN " p "::bigint = 0 THEN NULL ELSE " TASKD_TS(p) " END"
 
 sr_db_t *taskd_db(sr_rpc_call_t *call);
 taskd_t *taskd_of(sr_rpc_call_t *call);
@@ -98,8 +97,6 @@ const char *taskd_num(sr_arena_t *arena, int64_t v);
 int64_t taskd_int(const PGresult *res, int row, int col);
 char *taskd_str(sr_arena_t *arena, const PGresult *res, int row, int col);
 int taskd_bool(const PGresult *res, int row, int col);
-/* taskd_limit - a list's page size: the request's, or the default */
-int taskd_limit(int32_t limit);
 
 /* taskd_db_fail - the answer to a failed statement: a violated check is the caller's bad
  * input (400), anything else the database's trouble (503); logged either way */

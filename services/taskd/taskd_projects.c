@@ -164,7 +164,7 @@ TASKD_METHOD(taskd_project_list)
     int64_t after;
     if (taskd_cursor_id(call, in->cursor, &after) < 0)
         return SR__STATUS__STATUS_BAD_REQUEST;
-    int limit = taskd_limit(in->limit);
+    int limit = sr_page_limit(in->limit);
     const char *params[] = {sr_principal_is_hq(p) ? "t" : "f",
                             sr_db_text_array(call->arena, p->regions, p->n_regions),
                             in->region,

@@ -177,7 +177,7 @@ TASKD_METHOD(taskd_recurring_list)
     int64_t after;
     if (taskd_cursor_id(call, in->cursor, &after) < 0)
         return SR__STATUS__STATUS_BAD_REQUEST;
-    int limit = taskd_limit(in->limit);
+    int limit = sr_page_limit(in->limit);
     const char *params[] = {taskd_num(call->arena, in->project_id), taskd_num(call->arena, after),
                             taskd_num(call->arena, limit + 1)};
     PGresult *res = sr_db_query(taskd_db(call),

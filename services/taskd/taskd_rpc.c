@@ -95,11 +95,6 @@ int taskd_bool(const PGresult *res, int row, int col)
     return PQgetvalue(res, row, col)[0] == 't';
 }
 
-int taskd_limit(int32_t limit)
-{
-    return limit > 0 && limit <= TASKD_LIMIT_MAX ? limit : TASKD_LIMIT;
-}
-
 Sr__Status taskd_db_fail(sr_rpc_call_t *call)
 {
     const char *state = sr_db_sqlstate(taskd_db(call));

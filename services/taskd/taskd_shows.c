@@ -384,7 +384,7 @@ TASKD_METHOD(taskd_show_list)
     int64_t after;
     if (taskd_cursor_id(call, in->cursor, &after) < 0)
         return SR__STATUS__STATUS_BAD_REQUEST;
-    int limit = taskd_limit(in->limit);
+    int limit = sr_page_limit(in->limit);
     sr_arena_t *a = call->arena;
     const char *params[] = {sr_principal_is_hq(p) ? "t" : "f",
                             sr_db_text_array(a, p->regions, p->n_regions),

@@ -637,7 +637,7 @@ static Sr__Status s_list(sr_rpc_call_t *call, const Sr__TaskList *in, int64_t as
     int64_t after;
     if (taskd_cursor_id(call, in->cursor, &after) < 0)
         return SR__STATUS__STATUS_BAD_REQUEST;
-    int limit = taskd_limit(in->limit);
+    int limit = sr_page_limit(in->limit);
     sr_arena_t *a = call->arena;
     /* a project's tasks and nothing else: the prepared statement, and one query when the page
      * has rows (they carry the project's region) */
@@ -961,7 +961,7 @@ TASKD_METHOD(taskd_comment_list)
     int64_t after;
     if (taskd_cursor_id(call, in->cursor, &after) < 0)
         return SR__STATUS__STATUS_BAD_REQUEST;
-    int limit = taskd_limit(in->limit);
+    int limit = sr_page_limit(in->limit);
     const char *params[] = {taskd_num(call->arena, in->id), taskd_num(call->arena, after),
                             taskd_num(call->arena, limit + 1)};
     PGresult *res = sr_db_query(taskd_db(call),

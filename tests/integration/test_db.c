@@ -328,6 +328,62 @@ static void test_row_as_message(void **state)
     sr_arena_destroy(&arena);
 }
 
+/* message fields from json columns: an object, an array of objects, "[]"; rows decoded together */
+static void test_rows_with_json_messages(void **state)
+{
+    sr_db_t *db = *state;
+    PGresult *res = sr_db_query(db,
+                                "SELECT n AS f_int64, f_inner, r_inner FROM (VALUES "
+                                "(1, '{\"name\":\"直播 \\\"间\\\"\",\"count\":3}'::json, "
+                                "'[{\"name\":\"a\",\"count\":1},{\"name\":\"b\"}]'::jsonb), "
+                                "(2, NULL, '[]'::jsonb), "
+                                "(3, '{}'::json, jsonb_build_array(json_build_object('count', "
+                                "-7)))) v(n, f_inner, r_inner) "
+                                "ORDER BY n",
+                                0, NULL);
+    assert_non_null(res);
+    sr_arena_t *arena = sr_arena_new(4096);
+    char err[200];
+    Pbtest__All **rows = (Pbtest__All **)sr_pbrow_decode_rows(
+        res, PQntuples(res), &pbtest__all__descriptor, arena, err, sizeof err);
+    PQclear(res);
+    assert_non_null(rows);
+    assert_true(rows[0]->f_int64 == 1 && rows[1]->f_int64 == 2 && rows[2]->f_int64 == 3);
+    assert_string_equal(rows[0]->f_inner->name, "直播 \"间\"");
+    assert_int_equal(rows[0]->f_inner->count, 3);
+    assert_int_equal(rows[0]->n_r_inner, 2);
+    assert_string_equal(rows[0]->r_inner[0]->name, "a");
+    assert_int_equal(rows[0]->r_inner[0]->count, 1);
+    assert_string_equal(rows[0]->r_inner[1]->name, "b");
+    assert_int_equal(rows[0]->r_inner[1]->count, 0);
+    assert_null(rows[1]->f_inner);
+    assert_int_equal(rows[1]->n_r_inner, 0);
+    assert_non_null(rows[2]->f_inner);
+    assert_string_equal(rows[2]->f_inner->name, "");
+    assert_int_equal(rows[2]->n_r_inner, 1);
+    assert_int_equal(rows[2]->r_inner[0]->count, -7);
+    /* JSON that does not fit is refused, naming the column and the item */
+    const struct {
+        const char *sql, *why;
+    } bad[] = {
+        {"SELECT '{\"name\":\"x\",\"colour\":1}'::json AS f_inner", "column f_inner: colour"},
+        {"SELECT '[{\"name\":\"x\"},{\"count\":\"many\"}]'::json AS r_inner",
+         "column r_inner: [1] count"},
+        {"SELECT '{\"name\":\"x\"}'::json AS r_inner", "column r_inner: not a JSON array"},
+        {"SELECT '[1]'::json AS f_inner", "column f_inner"},
+        {"SELECT 'not json' AS r_inner", "column r_inner"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        res = sr_db_query(db, bad[i].sql, 0, NULL);
+        assert_non_null(res);
+        assert_null(sr_pbrow_decode(res, 0, &pbtest__all__descriptor, arena, err, sizeof err));
+        if (strncmp(err, bad[i].why, strlen(bad[i].why)) != 0)
+            fail_msg("%s: %s, want %s...", bad[i].sql, err, bad[i].why);
+        PQclear(res);
+    }
+    sr_arena_destroy(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_ok_recovers_after_kill_by_other),
         cmocka_unit_test(test_ok_forgets_statement_that_no_longer_prepares),
         cmocka_unit_test(test_row_as_message),
+        cmocka_unit_test(test_rows_with_json_messages),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

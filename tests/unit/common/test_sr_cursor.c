@@ -55,12 +55,24 @@ static void test_fnv1a(void **state)
     assert_int_equal(sr_hash_fnv1a_more(h, "bar", 3), sr_hash_fnv1a_str("foobar"));
 }
 
+/* a page holds the limit asked for when it is 1..200, else the default 50 */
+static void test_page_limit(void **state)
+{
+    (void)state;
+    assert_int_equal(sr_page_limit(0), 50);
+    assert_int_equal(sr_page_limit(-3), 50);
+    assert_int_equal(sr_page_limit(1), 1);
+    assert_int_equal(sr_page_limit(200), 200);
+    assert_int_equal(sr_page_limit(201), 50);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_fnv1a),
+        cmocka_unit_test(test_page_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
