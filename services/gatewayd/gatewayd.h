@@ -222,17 +222,23 @@ typedef struct {
     const char *permission; /* the action (sr_perm.h); NULL only with GW_PUBLIC */
     unsigned flags;
     const char *summary; /* one line, as in openapi.yaml */
-    /* a read the owning service also publishes as a view: SQL with $1 the request's id, $2 "t"
-     * for an HQ caller, $3 the caller's regions (text[]), answering one row named as the reply's
-     * fields when the caller may see it; no row (or no view yet) goes to the owner over RPC */
+    /* a read the owning service also publishes as a view (gatewayd_view.c): SQL with $1 the
+     * pattern's first {field}, $2 "t" for an HQ caller, $3 the caller's regions (text[]),
+     * answering one row named as the reply's fields when the caller may see it; for a page
+     * reply also $4 the id its cursor ends at (0 for the first page) and $5 the rows to read
+     * (limit + 1), answering the items in id order. No row (or no view yet) goes to the owner
+     * over RPC */
     const char *view;
 } gw_route_t;
 
 extern const gw_route_t gatewayd_routes[];
 extern const size_t gatewayd_route_count;
 
-/* gatewayd_view_read - route's view for request as principal: 1 with *reply set, 0 when it has
- * no row for the caller or cannot be read (the caller then asks the owner) */
+/* --- gatewayd_view: reads from the views owners publish ------------------------------------- */
+
+/* gatewayd_view_read - route's view for request as principal: 1 with *reply set, 0 when the
+ * request filters on more than the view takes, it has no row for the caller or cannot be read
+ * (the caller then asks the owner) */
 int gatewayd_view_read(gatewayd_t *gw, const gw_route_t *route, const ProtobufCMessage *request,
                        const Sr__Principal *principal, sr_arena_t *arena, ProtobufCMessage **reply);
 

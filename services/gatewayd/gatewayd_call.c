@@ -14,7 +14,6 @@
 
 #include "sr_alloc.h"
 #include "sr_log.h"
-#include "sr_pbrow.h"
 #include "sr_perm.h"
 
 #include <pthread.h>
@@ -143,34 +142,6 @@ gw_result_t gatewayd_call(gatewayd_t *gw, gw_service_t service, const char *meth
         sr_rpc_call_audited(t->clients[service], method, principal, request_id, request, reply_type,
                             (int)gw->cfg->rpc_timeout_ms, arena, &r.reply, &r.error, &r.audit);
     return r;
-}
-
-int gatewayd_view_read(gatewayd_t *gw, const gw_route_t *route, const ProtobufCMessage *request,
-                       const Sr__Principal *principal, sr_arena_t *arena, ProtobufCMessage **reply)
-{
-    sr_db_t *db = gatewayd_thread_db(gw);
-    const ProtobufCFieldDescriptor *id =
-        protobuf_c_message_descriptor_get_field_by_name(request->descriptor, "id");
-    if (!db || !id || id->type != PROTOBUF_C_TYPE_INT64)
-        return 0;
-    char name[32], idtext[24];
-    snprintf(name, sizeof name, "gw_view_%zu", (size_t)(route - gatewayd_routes));
-    /* prepared once per connection; a view not there yet (its owner never migrated) fails here
-     * and the owner is asked instead, until it is */
-    if (sr_db_prepare(db, name, route->view, 3) < 0)
-        return 0;
-    snprintf(idtext, sizeof idtext, "%lld",
-             (long long)*(const int64_t *)((const char *)request + id->offset));
-    const char *params[] = {idtext, sr_principal_is_hq(principal) ? "t" : "f",
-                            sr_db_text_array(arena, principal->regions, principal->n_regions)};
-    PGresult *res = sr_db_run(db, name, 3, params);
-    int found = res && PQntuples(res) == 1;
-    char err[160] = "";
-    if (found && !(*reply = sr_pbrow_decode(res, 0, route->reply, arena, err, sizeof err)))
-        sr_error("gateway_view_unreadable", "route=\"%s %s\" err=\"%s\"", route->method,
-                 route->pattern, err);
-    PQclear(res);
-    return found && *reply;
 }
 
 int gatewayd_audit_write(gatewayd_t *gw, const gw_audit_ctx_t *ctx, const Sr__Audit *audit)

@@ -17,7 +17,7 @@
 const sr_config_entry_t gatewayd_config[] = {
     {"SR_GATEWAY_BIND", SR_CFG_STR, "127.0.0.1:7680", 0, 0, OFF(bind),
      "ADDR:PORT of the API (\"[v6addr]:PORT\" for IPv6); 0.0.0.0:7680 to serve other hosts"},
-    {"SR_GATEWAY_THREADS", SR_CFG_INT, "16", 1, 64, OFF(threads),
+    {"SR_GATEWAY_THREADS", SR_CFG_INT, "4", 1, 64, OFF(threads),
      "threads serving HTTP, each with its own database connection"},
     {"SR_GATEWAY_MAX_CONNECTIONS", SR_CFG_INT, "1024", 1, 100000, OFF(max_connections),
      "open connections at most; more are refused"},

@@ -16,6 +16,7 @@
 #include "rooms.pb-c.h"
 #include "tasks.pb-c.h"
 #include "sr_alloc.h"
+#include "sr_cursor.h"
 #include "sr_log.h"
 #include "sr_pbjson.h"
 #include "sr_perm.h"
@@ -26,8 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LIMIT_MAX 200
-#define D(t)      &sr__##t##__descriptor
+#define D(t) &sr__##t##__descriptor
 
 #define ACCESS(m, p, rpc, req, rep, perm, flags, summary)                                          \
     {                                                                                              \
@@ -94,8 +94,10 @@ const gw_route_t gatewayd_routes[] = {
      "ANY($3::text[]))"},
     TASKS("PATCH", "/api/v1/projects/{id}", "tasks.project.update", project_update, project,
           "projects.plan", GW_MUTATION | GW_MASK, "Change a project or move its status"),
-    TASKS("GET", "/api/v1/projects/{project_id}/tasks", "tasks.task.list", task_list, task_page,
-          "projects.read", 0, "List a project's tasks"),
+    {"GET", "/api/v1/projects/{project_id}/tasks", GW_SVC_TASKS, "tasks.task.list", D(task_list),
+     D(task_page), "projects.read", 0, "List a project's tasks",
+     "SELECT * FROM tasks.api_tasks WHERE project_id = $1::bigint AND ($2::bool OR region = "
+     "ANY($3::text[])) AND id > $4::bigint ORDER BY id LIMIT $5::int"},
     TASKS("GET", "/api/v1/projects/{id}/kanban", "tasks.project.kanban", task_id, kanban,
           "projects.read", 0, "A project's tasks by status, with WIP limits"),
     TASKS("GET", "/api/v1/projects/{id}/gantt", "tasks.project.gantt", task_id, gantt,
@@ -393,9 +395,10 @@ static gw_http_out_t s_request(const gw_route_t *route, const gw_http_in_t *in, 
     }
     json_t *limit = json_object_get(obj, "limit");
     if (limit && (!json_is_integer(limit) || json_integer_value(limit) < 1 ||
-                  json_integer_value(limit) > LIMIT_MAX)) {
+                  json_integer_value(limit) > SR_PAGE_LIMIT_MAX)) {
         json_decref(obj);
-        return gatewayd_error(400, "invalid_field", "limit", "limit must be 1 to %d", LIMIT_MAX);
+        return gatewayd_error(400, "invalid_field", "limit", "limit must be 1 to %d",
+                              SR_PAGE_LIMIT_MAX);
     }
     *out = obj;
     return none;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# bench-gateway.sh - `make bench-gateway`: wrk against sr-gatewayd (through sr-taskd) and against
-# a reference server in Fastify + node-postgres (tests/bench/reference), on the same data, for
-# GET /api/v1/projects/{id} and GET /api/v1/projects/{id}/tasks?limit=50.
+# bench-gateway.sh - `make bench-gateway`: wrk against sr-gatewayd (with sr-taskd behind it) and
+# against a reference server in Fastify + node-postgres (tests/bench/reference), on the same
+# data, for GET /api/v1/projects/{id} and GET /api/v1/projects/{id}/tasks?limit=50.
 #
 #   tests/bench/bench-gateway.sh [BUILD]     (BUILD defaults to build; release binaries expected)
 #
@@ -18,7 +18,7 @@
 #   endpoint=E gateway_rps=N reference_rps=M ratio=N/M gateway_p99_ms=P reference_p99_ms=Q
 # Tunables (environment): SR_BENCH_PROJECTS, SR_BENCH_TASKS_PER_PROJECT, SR_BENCH_CONNECTIONS,
 # SR_BENCH_SECONDS, SR_BENCH_REFERENCE_POOL (the reference's pg.Pool size, 16), and
-# SR_GATEWAY_THREADS (16, the default) and SR_GATEWAY_ACCESS_LOG (on) passed to sr-gatewayd.
+# SR_GATEWAY_THREADS (4, the default) and SR_GATEWAY_ACCESS_LOG (on) passed to sr-gatewayd.
 # Everything it started is stopped and removed on exit, failure or Ctrl-C.
 set -euo pipefail
 
@@ -30,7 +30,7 @@ conns=${SR_BENCH_CONNECTIONS:-64}
 secs=${SR_BENCH_SECONDS:-10}
 projects=${SR_BENCH_PROJECTS:-100000}
 per=${SR_BENCH_TASKS_PER_PROJECT:-50}
-threads=${SR_GATEWAY_THREADS:-16}
+threads=${SR_GATEWAY_THREADS:-4}
 access_log=${SR_GATEWAY_ACCESS_LOG:-on}
 pool=${SR_BENCH_REFERENCE_POOL:-16}
 wrk_threads=2

@@ -37,6 +37,8 @@ typedef struct {
     char rpc[64];
     char *admin, *op_east, *op_south, *anchor, *viewer;
     long long anchor_id, op_east_id, cs_id;
+    /* the project test_task_page_view fills, read again with taskd down */
+    long long paged_project;
     sr_db_t *db;
     void *zctx;
 } fixture_t;
@@ -1093,6 +1095,94 @@ static void test_bad_input(void **state)
     assert_int_equal(seen, 6);
 }
 
+/* s_same_pages - every page of view_path (served from tasks.api_tasks) and of rpc_path (the same
+ * list asked of taskd) has the same bytes; the number of pages */
+static int s_same_pages(const char *view_path, const char *rpc_path)
+{
+    char view[192], rpc[192];
+    snprintf(view, sizeof view, "%s", view_path);
+    snprintf(rpc, sizeof rpc, "%s", rpc_path);
+    const char *sep = strchr(view_path, '?') ? "&" : "?";
+    for (int pages = 1; pages < 20; pages++) {
+        sr_test_reply_t from_view, from_taskd;
+        assert_int_equal(sr_test_api(&s_fx.gw, "GET", view, s_fx.viewer, NULL, &from_view), 200);
+        assert_int_equal(sr_test_api(&s_fx.gw, "GET", rpc, s_fx.viewer, NULL, &from_taskd), 200);
+        assert_string_equal(from_view.body, from_taskd.body);
+        json_t *page = json_loads(from_view.body, 0, NULL);
+        assert_non_null(page);
+        const char *next = sr_test_json_str(page, "next_cursor");
+        int last = !next[0];
+        snprintf(view, sizeof view, "%s%scursor=%s", view_path, sep, next);
+        snprintf(rpc, sizeof rpc, "%s&cursor=%s", rpc_path, next);
+        json_decref(page);
+        sr_test_reply_free(&from_view);
+        sr_test_reply_free(&from_taskd);
+        if (last)
+            return pages;
+    }
+    fail_msg("%s: no last page", view_path);
+    return 0;
+}
+
+/* the gateway reads a project's plain task page from taskd's view tasks.api_tasks, with
+ * checklists, dependencies and cursors as taskd gives them; anything else goes to taskd */
+static void test_task_page_view(void **state)
+{
+    (void)state;
+    long long project = s_project("page view", NULL);
+    long long a = s_task(project, "选品 \\\"select\\\"",
+                         "\"description\":\"SKUs\\nand prices\",\"priority\":\"P0\","
+                         "\"estimate_hours\":2.5");
+    long long b = s_task(project, "script", "\"phase\":\"live\",\"role\":\"content\"");
+    long long c = s_task(project, "rehearse", NULL);
+    char path[96], rpc[96], body[64];
+    snprintf(path, sizeof path, "/tasks/%lld/checklist", c);
+    json_decref(s_json(201, "POST", path, s_fx.op_east, "{\"text\":\"Cart checked\"}"));
+    json_t *t = s_json(201, "POST", path, s_fx.op_east, "{\"text\":\"优惠券 live\"}");
+    long long item = sr_test_json_int(json_array_get(json_object_get(t, "checklist"), 1), "id");
+    json_decref(t);
+    snprintf(path, sizeof path, "/tasks/%lld/checklist/%lld", c, item);
+    json_decref(s_json(200, "PATCH", path, s_fx.op_east, "{\"done\":true}"));
+    snprintf(path, sizeof path, "/tasks/%lld/dependencies", c);
+    snprintf(body, sizeof body, "{\"depends_on\":\"%lld\"}", b);
+    s_expect("POST", path, s_fx.op_east, body, 200, NULL);
+    snprintf(body, sizeof body, "{\"depends_on\":\"%lld\"}", a);
+    s_expect("POST", path, s_fx.op_east, body, 200, NULL);
+    s_fx.paged_project = project;
+
+    snprintf(path, sizeof path, "/projects/%lld/tasks", project);
+    snprintf(rpc, sizeof rpc, "/tasks?project_id=%lld", project);
+    assert_int_equal(s_same_pages(path, rpc), 1);
+    snprintf(path, sizeof path, "/projects/%lld/tasks?limit=2", project);
+    snprintf(rpc, sizeof rpc, "/tasks?project_id=%lld&limit=2", project);
+    assert_int_equal(s_same_pages(path, rpc), 2);
+    snprintf(path, sizeof path, "/projects/%lld/tasks?limit=1", project);
+    snprintf(rpc, sizeof rpc, "/tasks?project_id=%lld&limit=1", project);
+    assert_int_equal(s_same_pages(path, rpc), 3);
+    json_t *page = s_json(200, "GET", path, s_fx.viewer, NULL);
+    json_t *first = json_array_get(json_object_get(page, "tasks"), 0);
+    assert_int_equal(sr_test_json_int(first, "id"), a);
+    assert_string_equal(sr_test_json_str(first, "title"), "选品 \"select\"");
+    json_decref(page);
+
+    /* another region's project is not found, as taskd says; a bad cursor is refused */
+    snprintf(path, sizeof path, "/projects/%lld/tasks", project);
+    s_expect("GET", path, s_fx.op_south, NULL, 404, NULL);
+    snprintf(path, sizeof path, "/projects/%lld/tasks?cursor=nonsense", project);
+    s_expect("GET", path, s_fx.viewer, NULL, 400,
+             "{\"error\":{\"code\":\"invalid\",\"message\":\"not a cursor this list gave out\","
+             "\"field\":\"cursor\"}}");
+    /* a filtered page is taskd's */
+    assert_int_equal(s_patch_status("tasks", b, "doing", s_fx.op_east), 200);
+    snprintf(path, sizeof path, "/projects/%lld/tasks?status=todo", project);
+    page = s_json(200, "GET", path, s_fx.viewer, NULL);
+    json_t *tasks = json_object_get(page, "tasks");
+    assert_int_equal(json_array_size(tasks), 2);
+    assert_int_equal(sr_test_json_int(json_array_get(tasks, 0), "id"), a);
+    assert_int_equal(sr_test_json_int(json_array_get(tasks, 1), "id"), c);
+    json_decref(page);
+}
+
 /* taskd stopped: the gateway answers 503 quickly, and again 200 once it is back */
 static void test_taskd_down(void **state)
 {
@@ -1105,6 +1195,14 @@ static void test_taskd_down(void **state)
     /* one project still reads, from the view; a change needs taskd */
     s_expect("GET", "/projects/1", s_fx.admin, NULL, 200, NULL);
     s_expect("PATCH", "/projects/1", s_fx.admin, "{\"name\":\"x\",\"version\":\"1\"}", 503, NULL);
+    /* so does a project's plain task page; a filtered one needs taskd */
+    char path[96];
+    snprintf(path, sizeof path, "/projects/%lld/tasks", s_fx.paged_project);
+    json_t *page = s_json(200, "GET", path, s_fx.viewer, NULL);
+    assert_int_equal(json_array_size(json_object_get(page, "tasks")), 3);
+    json_decref(page);
+    snprintf(path, sizeof path, "/projects/%lld/tasks?status=todo", s_fx.paged_project);
+    s_expect("GET", path, s_fx.viewer, NULL, 503, NULL);
     s_start_taskd();
     s_expect("GET", "/projects", s_fx.viewer, NULL, 200, NULL);
 }
@@ -1123,6 +1221,7 @@ int main(void)
         cmocka_unit_test(test_roles_against_routes),
         cmocka_unit_test(test_regions_and_crew),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_task_page_view),
         cmocka_unit_test(test_taskd_down),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
