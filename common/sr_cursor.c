@@ -41,3 +41,17 @@ int sr_cursor_read(sr_arena_t *arena, const char *cursor, char **key, int64_t *i
     *key = sr_arena_strdup(arena, (char *)plain);
     return 0;
 }
+
+char *sr_cursor_after(sr_arena_t *arena, int rows, int limit, int64_t last_id)
+{
+    return rows > limit ? sr_cursor_make(arena, "", last_id) : sr_arena_strdup(arena, "");
+}
+
+int sr_cursor_id(sr_arena_t *arena, const char *cursor, int64_t *id)
+{
+    char *key;
+    *id = 0;
+    if (!cursor[0])
+        return 0;
+    return sr_cursor_read(arena, cursor, &key, id) < 0 || *id <= 0 ? -1 : 0;
+}

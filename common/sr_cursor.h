@@ -25,4 +25,11 @@ char *sr_cursor_make(sr_arena_t *arena, const char *key, int64_t id);
 int sr_cursor_read(sr_arena_t *arena, const char *cursor, char **key, int64_t *id)
     __attribute__((warn_unused_result));
 
+/* sr_cursor_after - for pages in id order (no sort key): the cursor after last_id when the query
+ * read more than limit rows (it asks for limit + 1), else "" (the last page) */
+char *sr_cursor_after(sr_arena_t *arena, int rows, int limit, int64_t last_id);
+/* sr_cursor_id - the id a cursor of sr_cursor_after holds, 0 for ""; -1 when it is not one */
+int sr_cursor_id(sr_arena_t *arena, const char *cursor, int64_t *id)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -124,8 +124,7 @@ static ProtobufCMessage *s_page(const PGresult *res, const ProtobufCMessageDescr
 {
     ProtobufCMessage *page = sr_arena_alloc(arena, desc->sizeof_message);
     protobuf_c_message_init(desc, page);
-    int more = PQntuples(res) > limit;
-    size_t n = more ? (size_t)limit : (size_t)PQntuples(res);
+    size_t n = PQntuples(res) > limit ? (size_t)limit : (size_t)PQntuples(res);
     ProtobufCMessage **rows =
         sr_pbrow_decode_rows(res, (int)n, items->descriptor, arena, err, errlen);
     if (!rows)
@@ -134,7 +133,7 @@ static ProtobufCMessage *s_page(const PGresult *res, const ProtobufCMessageDescr
     *(ProtobufCMessage ***)((char *)page + items->offset) = rows;
     int64_t last = n ? *(int64_t *)s_field(rows[n - 1], "id", PROTOBUF_C_TYPE_INT64) : 0;
     *(char **)s_field(page, "next_cursor", PROTOBUF_C_TYPE_STRING) =
-        more ? sr_cursor_make(arena, "", last) : "";
+        sr_cursor_after(arena, PQntuples(res), limit, last);
     return page;
 }
 
@@ -151,12 +150,10 @@ int gatewayd_view_read(gatewayd_t *gw, const gw_route_t *route, const ProtobufCM
     if (items) {
         const int32_t *asked = s_field(request, "limit", PROTOBUF_C_TYPE_INT32);
         char **cursor = s_field(request, "cursor", PROTOBUF_C_TYPE_STRING);
-        char *sort_key;
         if (!asked || !cursor)
             return 0;
         limit = sr_page_limit(*asked);
-        if (*cursor && (*cursor)[0] &&
-            (sr_cursor_read(arena, *cursor, &sort_key, &after) < 0 || after <= 0))
+        if (*cursor && sr_cursor_id(arena, *cursor, &after) < 0)
             return 0; /* the owner says what is wrong with it */
     }
     int nparams = items ? 5 : 3;

@@ -127,9 +127,7 @@ int taskd_event_put(taskd_t *self, const char *topic, const ProtobufCMessage *pa
 /* taskd_published - after a commit: send the outbox now and record the audit */
 void taskd_published(sr_rpc_call_t *call, const char *entity, int64_t id, const char *region,
                      const ProtobufCMessage *before, const ProtobufCMessage *after);
-/* taskd_page_cursor - the cursor after id when the page was full (rows > limit), else "" */
-char *taskd_page_cursor(sr_arena_t *arena, int rows, int limit, int64_t last_id);
-/* taskd_cursor_id - the id a cursor of taskd_page_cursor holds (0 for ""); -1 when bad */
+/* taskd_cursor_id - sr_cursor_id, or -1 with the call failed (400 naming the cursor) */
 int taskd_cursor_id(sr_rpc_call_t *call, const char *cursor, int64_t *id)
     __attribute__((warn_unused_result));
 

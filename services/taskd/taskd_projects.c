@@ -186,8 +186,8 @@ TASKD_METHOD(taskd_project_list)
     out->projects = sr_arena_alloc(call->arena, (size_t)(rows + 1) * sizeof *out->projects);
     for (int i = 0; i < rows; i++)
         out->projects[out->n_projects++] = taskd_project_row(call->arena, res, i);
-    out->next_cursor = taskd_page_cursor(call->arena, PQntuples(res), limit,
-                                         rows ? out->projects[rows - 1]->id : 0);
+    out->next_cursor =
+        sr_cursor_after(call->arena, PQntuples(res), limit, rows ? out->projects[rows - 1]->id : 0);
     PQclear(res);
     *reply = &out->base;
     return SR__STATUS__STATUS_OK;

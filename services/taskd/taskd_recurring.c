@@ -193,7 +193,7 @@ TASKD_METHOD(taskd_recurring_list)
     for (int i = 0; i < rows; i++)
         out->rules[out->n_rules++] = s_row(call->arena, res, i);
     out->next_cursor =
-        taskd_page_cursor(call->arena, PQntuples(res), limit, rows ? out->rules[rows - 1]->id : 0);
+        sr_cursor_after(call->arena, PQntuples(res), limit, rows ? out->rules[rows - 1]->id : 0);
     PQclear(res);
     *reply = &out->base;
     return SR__STATUS__STATUS_OK;

@@ -183,18 +183,9 @@ void taskd_published(sr_rpc_call_t *call, const char *entity, int64_t id, const 
     sr_rpc_audit(call, entity, text, region, before, after);
 }
 
-char *taskd_page_cursor(sr_arena_t *arena, int rows, int limit, int64_t last_id)
-{
-    return rows > limit ? sr_cursor_make(arena, "", last_id) : sr_arena_strdup(arena, "");
-}
-
 int taskd_cursor_id(sr_rpc_call_t *call, const char *cursor, int64_t *id)
 {
-    char *key;
-    *id = 0;
-    if (!cursor[0])
-        return 0;
-    if (sr_cursor_read(call->arena, cursor, &key, id) < 0 || *id <= 0) {
+    if (sr_cursor_id(call->arena, cursor, id) < 0) {
         sr_rpc_fail(call, SR__STATUS__STATUS_BAD_REQUEST, "invalid", "cursor",
                     "not a cursor this list gave out");
         return -1;

@@ -416,7 +416,7 @@ TASKD_METHOD(taskd_show_list)
     for (int i = 0; i < rows; i++)
         out->shows[out->n_shows++] = s_row(a, res, i);
     out->next_cursor =
-        taskd_page_cursor(a, PQntuples(res), limit, rows ? out->shows[rows - 1]->id : 0);
+        sr_cursor_after(a, PQntuples(res), limit, rows ? out->shows[rows - 1]->id : 0);
     PQclear(res);
     *reply = &out->base;
     return SR__STATUS__STATUS_OK;

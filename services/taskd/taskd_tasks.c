@@ -676,7 +676,7 @@ static Sr__Status s_list(sr_rpc_call_t *call, const Sr__TaskList *in, int64_t as
     }
     out->n_tasks = (size_t)rows;
     out->next_cursor =
-        taskd_page_cursor(a, PQntuples(res), limit, rows ? out->tasks[rows - 1]->id : 0);
+        sr_cursor_after(a, PQntuples(res), limit, rows ? out->tasks[rows - 1]->id : 0);
     PQclear(res);
     *reply = &out->base;
     return SR__STATUS__STATUS_OK;
@@ -976,8 +976,8 @@ TASKD_METHOD(taskd_comment_list)
     out->comments = sr_arena_alloc(call->arena, (size_t)(rows + 1) * sizeof *out->comments);
     for (int i = 0; i < rows; i++)
         out->comments[out->n_comments++] = s_comment_row(call->arena, res, i);
-    out->next_cursor = taskd_page_cursor(call->arena, PQntuples(res), limit,
-                                         rows ? out->comments[rows - 1]->id : 0);
+    out->next_cursor =
+        sr_cursor_after(call->arena, PQntuples(res), limit, rows ? out->comments[rows - 1]->id : 0);
     PQclear(res);
     *reply = &out->base;
     return SR__STATUS__STATUS_OK;

@@ -138,7 +138,7 @@ TASKD_METHOD(taskd_template_list)
     for (int i = 0; i < rows; i++)
         out->templates[out->n_templates++] = s_row(a, res, i);
     out->next_cursor =
-        taskd_page_cursor(a, PQntuples(res), limit, rows ? out->templates[rows - 1]->id : 0);
+        sr_cursor_after(a, PQntuples(res), limit, rows ? out->templates[rows - 1]->id : 0);
     PQclear(res);
     for (size_t i = 0; i < out->n_templates; i++)
         if (s_steps(call, out->templates[i]) < 0)

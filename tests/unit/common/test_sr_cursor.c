@@ -66,13 +66,30 @@ static void test_page_limit(void **state)
     assert_int_equal(sr_page_limit(201), 50);
 }
 
+/* pages in id order: a cursor after the last id only when the query read one row more */
+static void test_id_pages(void **state)
+{
+    (void)state;
+    sr_arena_t *arena = sr_arena_new(1024);
+    assert_string_equal(sr_cursor_after(arena, 50, 50, 7), "");
+    char *next = sr_cursor_after(arena, 51, 50, 7);
+    int64_t id = -1;
+    assert_int_equal(sr_cursor_id(arena, next, &id), 0);
+    assert_true(id == 7);
+    assert_int_equal(sr_cursor_id(arena, "", &id), 0);
+    assert_true(id == 0);
+    assert_int_equal(sr_cursor_id(arena, "nonsense", &id), -1);
+    assert_int_equal(sr_cursor_id(arena, sr_cursor_make(arena, "", 0), &id), -1);
+    assert_int_equal(sr_cursor_id(arena, sr_cursor_make(arena, "", -5), &id), -1);
+    sr_arena_destroy(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_fnv1a),
-        cmocka_unit_test(test_page_limit),
+        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_fnv1a),      cmocka_unit_test(test_page_limit),
+        cmocka_unit_test(test_id_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
